@@ -1,0 +1,39 @@
+using CdsHooks.Api.Errors;
+using CdsHooks.Api.Hooks;
+using CdsHooks.Api.Knowledge;
+using CdsHooks.Api.Logging;
+using Serilog;
+
+// A plain console logger until configuration is read: it reports a service that cannot start (for example a broken
+// rule file) and is replaced by the configured logger once the host is built.
+Log.Logger = new LoggerConfiguration().WriteTo.Console().CreateLogger();
+
+try
+{
+    var builder = WebApplication.CreateBuilder(args);
+    builder.AddLogging();
+    builder.AddKnowledge();
+    builder.AddErrorHandling();
+    builder.AddCdsHooks();
+
+    var app = builder.Build();
+    app.LoadKnowledge();
+    app.UseRequestLogging(); // outermost, so that it logs the status the client really got
+    app.UseErrorHandling();
+    app.MapCdsHooks();
+
+    await app.RunAsync();
+    return 0;
+}
+catch (Exception e) when (e is not HostAbortedException)
+{
+    Log.Fatal(e, "The CDS Hooks service could not start");
+    return 1;
+}
+finally
+{
+    await Log.CloseAndFlushAsync();
+}
+
+/// <summary>Visible to the tests' WebApplicationFactory.</summary>
+public partial class Program;

@@ -1,0 +1,122 @@
+using System.Text.Json;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Serialization;
+using Hl7.Fhir.Validation;
+
+namespace CdsHooks.Engine.Fhir;
+
+/// <summary>
+/// The one place that decides how tolerant FHIR parsing is. EHRs send resources that are not perfectly valid, so:
+/// <list type="bullet">
+/// <item>Tolerated: unknown elements (for example the STU3 <c>Dosage.doseQuantity</c> in the spec's own order-sign
+/// example), codes outside the required value set, missing mandatory elements and cardinality errors, empty objects
+/// and arrays, malformed narrative. None of these changes what a rule reads.</item>
+/// <item>Refused (400): a value of the wrong JSON type or an unparsable literal (<c>"birthDate": 5</c>,
+/// <c>"birthDate": "yesterday"</c>), an object where a primitive belongs or the reverse, duplicate properties,
+/// a resource with no <c>resourceType</c> or a type FHIR R4 does not know. Guessing at these could hide a drug
+/// or misread an age.</item>
+/// </list>
+/// </summary>
+public static class FhirJson
+{
+    private static readonly string[] ToleratedIssues =
+    [
+        CodedValidationException.INCORRECT_CARDINALITY_MIN_CODE,
+        CodedValidationException.INCORRECT_CARDINALITY_MAX_CODE,
+        CodedValidationException.MANDATORY_ELEMENT_MUST_BE_PRESENT_CODE,
+        CodedValidationException.INVALID_CODED_VALUE_CODE,
+        CodedValidationException.ELEMENT_CANNOT_BE_EMPTY_CODE,
+        CodedValidationException.NARRATIVE_XML_IS_MALFORMED_CODE,
+        CodedValidationException.NARRATIVE_XML_IS_INVALID_CODE,
+        CodedValidationException.INVALID_STRING_LENGTH_CODE,
+        FhirJsonException.OBJECTS_CANNOT_BE_EMPTY_CODE,
+        FhirJsonException.ARRAYS_CANNOT_BE_EMPTY_CODE,
+    ];
+
+    /// <summary>Options for reading and writing FHIR resources inside CDS Hooks messages. A singleton: building
+    /// the converters is expensive.</summary>
+    public static JsonSerializerOptions Options { get; } = Configure(new JsonSerializerOptions());
+
+    /// <summary>Adds the FHIR converters and the tolerance policy above to a set of options (used for the HTTP
+    /// options too, so that cards carrying FHIR resources serialize correctly).</summary>
+    public static JsonSerializerOptions Configure(JsonSerializerOptions options) =>
+        options.ForFhir(ModelInfo.ModelInspector)
+            .UsingMode(DeserializationMode.BackwardsCompatible)
+            .Ignoring(ToleratedIssues)
+            // Backwards compatibility would let an unknown resource type through as a dynamic resource: a drug in it
+            // would be invisible to the rules.
+            .Enforcing([CodedValidationException.UNKNOWN_RESOURCE_TYPE_CODE]);
+
+    /// <summary>Parses one resource. Problems are added to <paramref name="issues"/> with their location, never
+    /// with the offending value: the value may be patient data.</summary>
+    public static Resource? ReadResource(JsonElement element, string location, ICollection<RequestIssue> issues)
+    {
+        if (element.ValueKind != JsonValueKind.Object)
+        {
+            issues.Add(new RequestIssue(location, "invalid-type", "Expected a FHIR resource (a JSON object)."));
+            return null;
+        }
+
+        if (!element.TryGetProperty("resourceType", out var type) || type.ValueKind != JsonValueKind.String)
+        {
+            issues.Add(new RequestIssue(location, "invalid-resource", "A FHIR resource needs a 'resourceType' string."));
+            return null;
+        }
+
+        if (!ModelInfo.IsKnownResource(type.GetString()!))
+        {
+            issues.Add(new RequestIssue(location + ".resourceType", "invalid-resource", "Not a FHIR R4 resource type."));
+            return null;
+        }
+
+        try
+        {
+            return element.Deserialize<Resource>(Options);
+        }
+        catch (DeserializationFailedException e)
+        {
+            foreach (var problem in e.Exceptions)
+            {
+                issues.Add(new RequestIssue(location + PathOf(problem), "invalid-fhir", Describe(problem.ErrorCode)));
+            }
+
+            return null;
+        }
+    }
+
+    private static string PathOf(Exception problem)
+    {
+        var path = problem switch
+        {
+            FhirJsonException j => j.InstancePath,
+            CodedValidationException v => v.InstancePath,
+            _ => null,
+        };
+
+        // Firely paths start with the resource type ("Patient.birthDate"); the request location already names it.
+        if (string.IsNullOrEmpty(path)) return "";
+        var dot = path.IndexOf('.', StringComparison.Ordinal);
+        return dot < 0 ? "" : path[dot..];
+    }
+
+    // Firely's own messages quote the offending value, which may be a name or a birth date: describe the code instead.
+    private static string Describe(string code) => code switch
+    {
+        CodedValidationException.INCORRECT_LITERAL_VALUE_TYPE_CODE => "Value has the wrong JSON type for this FHIR element.",
+        CodedValidationException.LITERAL_INVALID_CODE => "Value is not a valid literal for this FHIR element's type.",
+        CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE => "Element has the wrong shape (single value versus array).",
+        FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE => "A primitive value was given where FHIR expects an object.",
+        FhirJsonException.UNEXPECTED_OBJECT_VALUE_FOR_PRIMITIVE_CODE => "An object was given where FHIR expects a primitive value.",
+        FhirJsonException.DUPLICATE_PROPERTY_CODE => "The same property appears twice.",
+        FhirJsonException.PRIMITIVE_VALUE_SUPPLIED_TWICE_CODE => "The same primitive value is supplied twice.",
+        FhirJsonException.NESTED_ARRAY_CODE => "Arrays cannot be nested in FHIR JSON.",
+        FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE => "A FHIR primitive cannot be null.",
+        FhirJsonException.CHOICE_ELEMENT_MUST_HAVE_SUFFIX_CODE => "A choice element needs its type suffix.",
+        CodedValidationException.UNKNOWN_RESOURCE_TYPE_CODE => "Not a FHIR R4 resource type.",
+        CodedValidationException.CONTAINED_RESOURCES_CANNOT_BE_NESTED_CODE => "Contained resources cannot be nested.",
+        _ => $"Invalid FHIR JSON ({code}).",
+    };
+}
+
+/// <summary>One problem with a request: where it is (a JSON path) and what kind of problem, never the value.</summary>
+public sealed record RequestIssue(string Location, string Code, string Message);

@@ -1,0 +1,44 @@
+using Hl7.Fhir.Model;
+
+namespace CdsHooks.Engine.Hooks;
+
+/// <summary>A validated CDS Hooks call with every FHIR resource parsed.</summary>
+public sealed record HookRequest(
+    HookService Service,
+    string HookInstance,
+    string PatientId,
+    string? EncounterId,
+    string? FhirServer,
+    bool HasFhirAuthorization,
+    IReadOnlyList<Resource> NewOrders,
+    IReadOnlyList<Resource> OtherDraftOrders,
+    IReadOnlyDictionary<string, Prefetched> Prefetch)
+{
+    public Prefetched PrefetchFor(string key) => Prefetch.TryGetValue(key, out var p) ? p : Prefetched.Absent;
+}
+
+public enum PrefetchState
+{
+    /// <summary>The key is not in the request: the client did not (or could not) prefetch it.</summary>
+    Absent,
+
+    /// <summary>The key is <c>null</c>: the client ran the query and there is nothing.</summary>
+    NoData,
+
+    /// <summary>A resource (a Bundle for searches).</summary>
+    Data,
+
+    /// <summary>An OperationOutcome: the client tried and failed (spec requirement 52).</summary>
+    Failed,
+}
+
+public sealed record Prefetched(PrefetchState State, Resource? Resource)
+{
+    public static Prefetched Absent { get; } = new(PrefetchState.Absent, null);
+}
+
+public sealed class InvalidHookRequestException(IReadOnlyList<Fhir.RequestIssue> issues)
+    : Exception("The CDS Hooks request is invalid.")
+{
+    public IReadOnlyList<Fhir.RequestIssue> Issues { get; } = issues;
+}

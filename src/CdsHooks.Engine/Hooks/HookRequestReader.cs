@@ -1,0 +1,203 @@
+using System.Text.Json;
+using CdsHooks.Engine.Fhir;
+using Hl7.Fhir.Model;
+
+namespace CdsHooks.Engine.Hooks;
+
+/// <summary>Validates a CDS Hooks request against the service it was sent to and parses its FHIR resources.
+/// Every problem is collected, so that the caller learns all of them at once.</summary>
+public static class HookRequestReader
+{
+    public static HookRequest Read(JsonElement root, HookService service)
+    {
+        var issues = new List<RequestIssue>();
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw Invalid(new RequestIssue("$", "invalid-type", "The request body must be a JSON object."));
+        }
+
+        var hook = RequiredString(root, "hook", "hook", issues);
+        if (hook is not null && hook != service.Hook)
+        {
+            issues.Add(new RequestIssue("hook", "unsupported-hook", $"This service serves the '{service.Hook}' hook."));
+        }
+
+        var hookInstance = RequiredString(root, "hookInstance", "hookInstance", issues);
+        var fhirServer = OptionalString(root, "fhirServer", "fhirServer", issues);
+        if (fhirServer is not null && !Uri.TryCreate(fhirServer, UriKind.Absolute, out _))
+        {
+            issues.Add(new RequestIssue("fhirServer", "invalid-value", "fhirServer must be an absolute URL."));
+        }
+
+        var hasAuthorization = root.TryGetProperty("fhirAuthorization", out var auth) && auth.ValueKind != JsonValueKind.Null;
+        if (hasAuthorization && auth.ValueKind != JsonValueKind.Object)
+        {
+            issues.Add(new RequestIssue("fhirAuthorization", "invalid-type", "fhirAuthorization must be an object."));
+        }
+
+        string? patientId = null, encounterId = null;
+        IReadOnlyList<Resource> newOrders = [], otherDrafts = [];
+        if (!root.TryGetProperty("context", out var context) || context.ValueKind != JsonValueKind.Object)
+        {
+            issues.Add(new RequestIssue("context", "required", "context must be a JSON object."));
+        }
+        else
+        {
+            foreach (var field in service.RequiredContext)
+            {
+                if (!context.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null)
+                {
+                    issues.Add(new RequestIssue($"context.{field}", "required", $"The {service.Hook} hook requires context.{field}."));
+                }
+            }
+
+            patientId = NormalisePatientId(OptionalString(context, "patientId", "context.patientId", issues));
+            encounterId = OptionalString(context, "encounterId", "context.encounterId", issues);
+            _ = OptionalString(context, "userId", "context.userId", issues);
+            (newOrders, otherDrafts) = ReadOrders(context, service, issues);
+        }
+
+        var prefetch = ReadPrefetch(root, issues);
+        if (issues.Count > 0) throw new InvalidHookRequestException(issues);
+
+        return new HookRequest(service, hookInstance!, patientId!, encounterId, fhirServer, hasAuthorization,
+            newOrders, otherDrafts, prefetch);
+    }
+
+    private static (IReadOnlyList<Resource> New, IReadOnlyList<Resource> Other) ReadOrders(
+        JsonElement context, HookService service, List<RequestIssue> issues)
+    {
+        var field = service.Orders == NewOrderSource.Medications ? "medications" : "draftOrders";
+        if (!context.TryGetProperty(field, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return ([], []); // reported as a missing required field
+        }
+
+        var orders = ReadOrderList(element, $"context.{field}", service.Orders == NewOrderSource.Medications, issues);
+        if (service.Orders != NewOrderSource.SelectedDraftOrders) return (orders, []);
+
+        if (!context.TryGetProperty("selections", out var selections)) return ([], orders);
+        if (selections.ValueKind != JsonValueKind.Array)
+        {
+            issues.Add(new RequestIssue("context.selections", "invalid-type", "selections must be an array of references."));
+            return ([], orders);
+        }
+
+        var selected = new List<Resource>();
+        var index = 0;
+        foreach (var selection in selections.EnumerateArray())
+        {
+            var location = $"context.selections[{index++}]";
+            if (selection.ValueKind != JsonValueKind.String)
+            {
+                issues.Add(new RequestIssue(location, "invalid-type", "A selection must be a string such as 'MedicationRequest/123'."));
+                continue;
+            }
+
+            var reference = selection.GetString();
+            var match = orders.FirstOrDefault(o => $"{o.TypeName}/{o.Id}" == reference);
+            if (match is null)
+            {
+                issues.Add(new RequestIssue(location, "not-found", "The selection does not name a resource in context.draftOrders."));
+                continue;
+            }
+
+            selected.Add(match);
+        }
+
+        return (selected, [.. orders.Except(selected)]);
+    }
+
+    // draftOrders is a Bundle; medication-prescribe also saw arrays of resources in CDS Hooks 1.0 clients.
+    private static List<Resource> ReadOrderList(JsonElement element, string location, bool allowArray, List<RequestIssue> issues)
+    {
+        var resources = new List<Resource>();
+        if (allowArray && element.ValueKind == JsonValueKind.Array)
+        {
+            var i = 0;
+            foreach (var item in element.EnumerateArray())
+            {
+                if (FhirJson.ReadResource(item, $"{location}[{i++}]", issues) is { } r) resources.Add(r);
+            }
+
+            return resources;
+        }
+
+        var resource = FhirJson.ReadResource(element, location, issues);
+        if (resource is null) return resources;
+        if (resource is not Bundle bundle)
+        {
+            issues.Add(new RequestIssue(location, "invalid-resource", "Expected a Bundle of orders."));
+            return resources;
+        }
+
+        resources.AddRange(bundle.Entry.Select(e => e.Resource).OfType<Resource>());
+        return resources;
+    }
+
+    private static Dictionary<string, Prefetched> ReadPrefetch(JsonElement root, List<RequestIssue> issues)
+    {
+        var result = new Dictionary<string, Prefetched>();
+        if (!root.TryGetProperty("prefetch", out var prefetch) || prefetch.ValueKind == JsonValueKind.Null) return result;
+        if (prefetch.ValueKind != JsonValueKind.Object)
+        {
+            issues.Add(new RequestIssue("prefetch", "invalid-type", "prefetch must be a JSON object."));
+            return result;
+        }
+
+        // Only the keys we asked for are parsed: anything else a client adds costs us nothing.
+        foreach (var key in PrefetchKeys.Templates.Keys)
+        {
+            if (!prefetch.TryGetProperty(key, out var value)) continue;
+            if (value.ValueKind == JsonValueKind.Null)
+            {
+                result[key] = new Prefetched(PrefetchState.NoData, null);
+                continue;
+            }
+
+            var resource = FhirJson.ReadResource(value, $"prefetch.{key}", issues);
+            if (resource is null) continue;
+            result[key] = resource is OperationOutcome
+                ? new Prefetched(PrefetchState.Failed, resource)
+                : new Prefetched(PrefetchState.Data, resource);
+        }
+
+        return result;
+    }
+
+    private static string? RequiredString(JsonElement obj, string name, string location, List<RequestIssue> issues)
+    {
+        var value = OptionalString(obj, name, location, issues);
+        if (value is null && !issues.Exists(i => i.Location == location))
+        {
+            issues.Add(new RequestIssue(location, "required", $"{location} is required."));
+        }
+
+        return value;
+    }
+
+    private static string? OptionalString(JsonElement obj, string name, string location, List<RequestIssue> issues)
+    {
+        if (!obj.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            issues.Add(new RequestIssue(location, "invalid-type", $"{location} must be a string."));
+            return null;
+        }
+
+        var text = value.GetString();
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            issues.Add(new RequestIssue(location, "invalid-value", $"{location} must not be empty."));
+            return null;
+        }
+
+        return text;
+    }
+
+    // Clients send "123" or "Patient/123".
+    private static string? NormalisePatientId(string? id) =>
+        id is not null && id.StartsWith("Patient/", StringComparison.Ordinal) ? id["Patient/".Length..] : id;
+
+    private static InvalidHookRequestException Invalid(RequestIssue issue) => new([issue]);
+}

@@ -1,0 +1,127 @@
+using CdsHooks.Engine.Hooks;
+using CdsHooks.Engine.Knowledge;
+using CdsHooks.Tests;
+
+namespace CdsHooks.Engine.Tests.Knowledge;
+
+public sealed class KnowledgeLoaderTests : IDisposable
+{
+    private readonly string _copy = Path.Combine(Path.GetTempPath(), "cards-" + Guid.NewGuid().ToString("N"));
+
+    public KnowledgeLoaderTests()
+    {
+        foreach (var file in Directory.GetFiles(Repository.Cards, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(_copy, Path.GetRelativePath(Repository.Cards, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    public void Dispose() => Directory.Delete(_copy, recursive: true);
+
+    private string IndexRule => Path.Combine(_copy, "rules", "mirtazapine-benzodiazepine.yaml");
+
+    [Fact]
+    public void ShippedKnowledgeLoadsWithTheIndexRuleAndItsDrugGroups()
+    {
+        var knowledge = KnowledgeLoader.Load(Repository.Cards);
+
+        var rule = Assert.Single(knowledge.Rules, r => r.Id == "mirtazapine-benzodiazepine");
+        Assert.Equal(Indicator.Warning, rule.Indicator);
+        Assert.Contains("2598", rule.DrugB.Ingredients.Keys);   // clonazepam
+        Assert.Contains("6470", rule.DrugB.Ingredients.Keys);   // lorazepam
+        Assert.Equal("clonazepam", Assert.Single(knowledge.IngredientsOf("206157")).Name); // Klonopin 0.5 mg SBD
+        Assert.Equal("mirtazapine", Assert.Single(knowledge.IngredientsOf("283406")).Name); // 15 mg ODT
+        Assert.Empty(knowledge.IngredientsOf("29046"));         // lisinopril: in no group
+    }
+
+    [Fact]
+    public void MultiIngredientProductResolvesToEveryIngredient()
+    {
+        var knowledge = KnowledgeLoader.Load(Repository.Cards);
+        var combination = knowledge.Groups.Values
+            .SelectMany(g => g.Products.Keys)
+            .First(code => knowledge.IngredientsOf(code).Count > 1);
+
+        Assert.True(knowledge.IngredientsOf(combination).Count > 1);
+    }
+
+    [Theory]
+    [InlineData("b: benzodiazepines", "b: benzos", "drugs.b", "no value set named 'benzos'")]
+    [InlineData("indicator: warning\nsummary", "indicator: severe\nsummary", "indicator", "not a CDS Hooks indicator")]
+    [InlineData("    url: https://doi.org/10.1111/jgs.18372", "    url: see the paper", "sources[1].url", "absolute")]
+    [InlineData("    source: beers-2023", "    source: beers-2019", "factors[0].source", "beers-2019")]
+    [InlineData("version: 1\n", "", "version", "version")]
+    [InlineData("summary: \"{a} + {b}: additive", "summary: \"{a} + {b}: a summary far too long for any EHR banner, padded out with words until it cannot fit in one hundred and forty characters: additive", "summary", "fewer than 140")]
+    public void BrokenRuleFileIsRefusedWithFileAndField(string find, string replace, string field, string message)
+    {
+        var text = File.ReadAllText(IndexRule);
+        Assert.Contains(find, text, StringComparison.Ordinal);
+        File.WriteAllText(IndexRule, text.Replace(find, replace, StringComparison.Ordinal));
+
+        var error = Assert.Throws<KnowledgeException>(() => KnowledgeLoader.Load(_copy));
+
+        Assert.Equal(Path.Combine("rules", "mirtazapine-benzodiazepine.yaml"), error.File);
+        Assert.Equal(field, error.Field);
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void YamlSyntaxErrorIsRefusedWithItsLine()
+    {
+        File.AppendAllText(IndexRule, "\nexamples: [unclosed\n");
+
+        var error = Assert.Throws<KnowledgeException>(() => KnowledgeLoader.Load(_copy));
+
+        Assert.StartsWith("line ", error.Field, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RuleWithoutANegativeExampleIsRefused()
+    {
+        var text = File.ReadAllText(IndexRule);
+        File.WriteAllText(IndexRule, text.Replace("expect: { card: false }", "expect: { card: true, indicator: warning }", StringComparison.Ordinal));
+
+        var error = Assert.Throws<KnowledgeException>(() => KnowledgeLoader.Load(_copy));
+
+        Assert.Equal("examples", error.Field);
+    }
+
+    [Fact]
+    public void ValueSetWithoutRxNormSystemIsRefused()
+    {
+        var file = Path.Combine(_copy, "valuesets", "mirtazapine.json");
+        File.WriteAllText(file, File.ReadAllText(file).Replace(DrugGroup.RxNorm, "http://example.org/local", StringComparison.Ordinal));
+
+        var error = Assert.Throws<KnowledgeException>(() => KnowledgeLoader.Load(_copy));
+
+        Assert.Equal(Path.Combine("valuesets", "mirtazapine.json"), error.File);
+        Assert.StartsWith("expansion.contains[0]", error.Field, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CommittedValueSetsAreWhatTheSourceTablesGenerate()
+    {
+        var generated = ValueSetGenerator.Generate(Path.Combine(Repository.Cards, "source"));
+        var committed = Directory.GetFiles(Path.Combine(Repository.Cards, "valuesets"), "*.json")
+            .ToDictionary(f => Path.GetFileName(f), File.ReadAllText);
+
+        Assert.Equal(generated.Keys.Order(), committed.Keys.Order());
+        foreach (var (file, json) in generated)
+        {
+            Assert.True(json == committed[file], $"cards/valuesets/{file} is stale: run `dotnet run tools/generate-valuesets.cs`.");
+        }
+    }
+
+    [Fact]
+    public void UnverifiedIngredientsAreLeftOutOfTheValueSets()
+    {
+        var knowledge = KnowledgeLoader.Load(Repository.Cards);
+        var names = knowledge.Groups.Values.SelectMany(g => g.Ingredients.Values).Select(i => i.Name).ToHashSet();
+
+        Assert.Contains("ritonavir", names);
+        Assert.DoesNotContain("cobicistat", names);
+        Assert.DoesNotContain("safinamide", names);
+    }
+}

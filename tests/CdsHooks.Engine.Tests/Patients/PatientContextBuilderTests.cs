@@ -1,0 +1,111 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CdsHooks.Engine.Hooks;
+using CdsHooks.Engine.Patients;
+using CdsHooks.Tests;
+using Hl7.Fhir.Model;
+
+namespace CdsHooks.Engine.Tests.Patients;
+
+public class PatientContextBuilderTests
+{
+    private static readonly DateOnly Today = new(2026, 11, 26);
+
+    [Theory]
+    [InlineData("1946-03-14", 80)]
+    [InlineData("1946-11-26", 80)] // birthday today
+    [InlineData("1946-11-27", 79)]
+    [InlineData("1961", 65)]       // year only: read as 1 January, so a threshold is not missed
+    [InlineData("1961-12", 64)]
+    public void AgeComesFromFullAndPartialBirthDates(string birthDate, int age) =>
+        Assert.Equal(age, PatientContextBuilder.AgeOf(new Patient { BirthDate = birthDate }, Today));
+
+    [Fact]
+    public void UnknownBirthDateMeansUnknownAge() =>
+        Assert.Null(PatientContextBuilder.AgeOf(new Patient(), Today));
+
+    private static HookRequest Request(Action<JsonNode> change)
+    {
+        var node = JsonNode.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"))!;
+        change(node);
+        using var document = JsonDocument.Parse(node.ToJsonString());
+        return HookRequestReader.Read(document.RootElement, HookCatalog.Find("medication-safety-order-sign")!);
+    }
+
+    private static PatientContext Build(HookRequest request) =>
+        PatientContextBuilder.Build(request, PatientContextBuilder.NewMedications(request), Today);
+
+    [Fact]
+    public void ActiveMedicationsAndTheNewOrderMakeTheMedicationList()
+    {
+        var context = Build(Request(_ => { }));
+
+        Assert.Equal(80, context.Age);
+        Assert.Collection(context.Medications,
+            m => Assert.Equal((true, "311725"), (m.IsNew, m.RxNormCodes.Single())),
+            m => Assert.Equal((false, "197527", "0.5 mg by mouth twice daily"), (m.IsNew, m.RxNormCodes.Single(), m.Dose)));
+    }
+
+    [Theory]
+    [InlineData("stopped")]
+    [InlineData("completed")]
+    [InlineData("cancelled")]
+    [InlineData("entered-in-error")]
+    public void MedicationsThatAreNotCurrentDoNotCount(string status)
+    {
+        var context = Build(Request(n => n["prefetch"]!["medications"]!["entry"]![0]!["resource"]!["status"] = status));
+
+        Assert.DoesNotContain(context.Medications, m => !m.IsNew);
+    }
+
+    [Fact]
+    public void AClientThatListsTheDraftOrderAmongActiveMedicationsDoesNotDoubleIt()
+    {
+        var context = Build(Request(n =>
+        {
+            var draft = n["context"]!["draftOrders"]!["entry"]![0]!.DeepClone();
+            draft["resource"]!["status"] = "active";
+            n["prefetch"]!["medications"]!["entry"]!.AsArray().Add(draft);
+        }));
+
+        Assert.Single(context.Medications, m => m.RxNormCodes.Contains("311725"));
+    }
+
+    [Fact]
+    public void RxNormCodeIsFoundAfterALocalCodeAndInAContainedMedication()
+    {
+        var context = Build(Request(n =>
+        {
+            var active = n["prefetch"]!["medications"]!["entry"]![0]!["resource"]!.AsObject();
+            active.Remove("medicationCodeableConcept");
+            active["contained"] = JsonNode.Parse("""
+                [{"resourceType":"Medication","id":"med1","code":{"coding":[
+                  {"system":"urn:oid:1.2.840.114350.1.13.1","code":"KLON05"},
+                  {"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"206157"}]}}]
+                """);
+            active["medicationReference"] = new JsonObject { ["reference"] = "#med1" };
+        }));
+
+        Assert.Contains(context.Medications, m => !m.IsNew && m.RxNormCodes.SequenceEqual(["206157"]));
+    }
+
+    [Theory]
+    [InlineData("patient")]
+    [InlineData("medications")]
+    public void AbsentOrFailedRequiredPrefetchIsMissingData(string key)
+    {
+        var absent = Request(n => n["prefetch"]!.AsObject().Remove(key));
+        var failed = Request(n => n["prefetch"]![key] = JsonNode.Parse("""{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}"""));
+
+        Assert.Equal([key], Assert.Throws<MissingPatientDataException>(() => Build(absent)).PrefetchKeys);
+        Assert.Equal([key], Assert.Throws<MissingPatientDataException>(() => Build(failed)).PrefetchKeys);
+    }
+
+    [Fact]
+    public void NullPrefetchMeansNoMedications()
+    {
+        var context = Build(Request(n => n["prefetch"]!["medications"] = null));
+
+        Assert.All(context.Medications, m => Assert.True(m.IsNew));
+    }
+}
