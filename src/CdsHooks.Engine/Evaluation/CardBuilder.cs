@@ -45,8 +45,16 @@ public static class CardBuilder
         }
 
         detail.Append("**What to do:** ").Append(rule.Management).Append("\n\n");
-        detail.Append("**Sources:** ").AppendJoin("; ", rule.Sources.Select(s => $"[{s.Label}]({s.Url})")).Append('.');
+        detail.Append("**Sources:** ").AppendJoin("; ", SourcesShown(finding).Select(s => $"[{s.Label}]({s.Url})")).Append('.');
         return detail.ToString();
+    }
+
+    // A source that only backs a patient factor (Beers for "age 65 and over") is cited only when that factor applies.
+    private static IEnumerable<RuleSource> SourcesShown(Finding finding)
+    {
+        var factorOnly = finding.Rule.Factors.Select(f => f.Source).OfType<RuleSource>()
+            .Except(finding.Factors.Select(f => f.Source).OfType<RuleSource>());
+        return finding.Rule.Sources.Except(factorOnly);
     }
 
     private static string Describe(MatchedDrug drug)

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
+using Hl7.Fhir.Utility;
 using Hl7.Fhir.Validation;
 
 namespace CdsHooks.Engine.Fhir;
@@ -8,7 +9,7 @@ namespace CdsHooks.Engine.Fhir;
 /// <summary>
 /// The one place that decides how tolerant FHIR parsing is. EHRs send resources that are not perfectly valid, so:
 /// <list type="bullet">
-/// <item>Tolerated: unknown elements (for example the STU3 <c>Dosage.doseQuantity</c> in the spec's own order-sign
+/// <item>Tolerated: a single value where FHIR expects an array, unknown elements (for example the STU3 <c>Dosage.doseQuantity</c> in the spec's own order-sign
 /// example), codes outside the required value set, missing mandatory elements and cardinality errors, empty objects
 /// and arrays, malformed narrative. None of these changes what a rule reads.</item>
 /// <item>Refused (400): a value of the wrong JSON type or an unparsable literal (<c>"birthDate": 5</c>,
@@ -33,6 +34,21 @@ public static class FhirJson
         FhirJsonException.ARRAYS_CANNOT_BE_EMPTY_CODE,
     ];
 
+    // Declared before Options: static initialisers run in order, and Options needs this.
+    private static readonly Predicate<CodedException> Tolerated = CodedExceptionFilters.Or(
+        CodedExceptionFilters.Enforce(
+            CodedExceptionFilters.Ignore(CodedExceptionFilters.FilterBackwardsCompatibilityIssues, ToleratedIssues),
+            // Backwards compatibility would let an unknown resource type through as a dynamic resource: a drug in it
+            // would be invisible to the rules.
+            [CodedValidationException.UNKNOWN_RESOURCE_TYPE_CODE]),
+        SingleValueWhereArrayExpected);
+
+    // The spec's own order-select example sends "doseAndRate": {...} where R4 has an array; the value lands in the
+    // list intact. The reverse (an array where one value belongs) is not tolerated: reading the element would throw.
+    private static bool SingleValueWhereArrayExpected(CodedException e) =>
+        e.ErrorCode == CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE &&
+        e.Message.StartsWith("Expected property to be a collection", StringComparison.Ordinal);
+
     /// <summary>Options for reading and writing FHIR resources inside CDS Hooks messages. A singleton: building
     /// the converters is expensive.</summary>
     public static JsonSerializerOptions Options { get; } = Configure(new JsonSerializerOptions());
@@ -40,12 +56,7 @@ public static class FhirJson
     /// <summary>Adds the FHIR converters and the tolerance policy above to a set of options (used for the HTTP
     /// options too, so that cards carrying FHIR resources serialize correctly).</summary>
     public static JsonSerializerOptions Configure(JsonSerializerOptions options) =>
-        options.ForFhir(ModelInfo.ModelInspector)
-            .UsingMode(DeserializationMode.BackwardsCompatible)
-            .Ignoring(ToleratedIssues)
-            // Backwards compatibility would let an unknown resource type through as a dynamic resource: a drug in it
-            // would be invisible to the rules.
-            .Enforcing([CodedValidationException.UNKNOWN_RESOURCE_TYPE_CODE]);
+        options.ForFhir(ModelInfo.ModelInspector, new FhirJsonConverterOptions { ExceptionFilter = Tolerated });
 
     /// <summary>Parses one resource. Problems are added to <paramref name="issues"/> with their location, never
     /// with the offending value: the value may be patient data.</summary>

@@ -73,8 +73,10 @@ public static class HookRequestReader
             return ([], []); // reported as a missing required field
         }
 
+        var before = issues.Count;
         var orders = ReadOrderList(element, $"context.{field}", service.Orders == NewOrderSource.Medications, issues);
         if (service.Orders != NewOrderSource.SelectedDraftOrders) return (orders, []);
+        if (issues.Count > before) return ([], orders); // selections cannot be checked against orders that did not parse
 
         if (!context.TryGetProperty("selections", out var selections)) return ([], orders);
         if (selections.ValueKind != JsonValueKind.Array)
