@@ -17,7 +17,6 @@ try
     builder.AddCdsHooks();
 
     var app = builder.Build();
-    app.LoadKnowledge();
     app.UseRequestLogging(); // outermost, so that it logs the status the client really got
     app.UseErrorHandling();
     app.MapCdsHooks();

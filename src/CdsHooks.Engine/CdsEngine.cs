@@ -21,6 +21,17 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time)
 
         var today = DateOnly.FromDateTime(time.GetLocalNow().Date);
         var patient = PatientContextBuilder.Build(request, newMedications, today);
-        return new CdsResponse([.. _evaluator.Evaluate(patient).Select(CardBuilder.Build)]);
+        return Respond(_evaluator.Evaluate(patient));
+    }
+
+    /// <summary>Cards for the problems found, filtered and capped by the site's settings.</summary>
+    public CdsResponse Respond(IReadOnlyList<Problem> problems)
+    {
+        var settings = Knowledge.Settings;
+        return new CdsResponse([.. problems
+            .Select(CardBuilder.Build)
+            .Where(c => c.Indicator >= settings.MinimumIndicator)
+            .OrderByDescending(c => c.Indicator)
+            .Take(settings.MaxCards)]);
     }
 }

@@ -45,6 +45,11 @@ public sealed class CdsExceptionHandler(IProblemDetailsService problems, ILogger
             case BadHttpRequestException bad:
                 return await Problem(httpContext, bad.StatusCode, "Bad request", "The request could not be read.", null);
 
+            // A FHIR element the parser tolerated but that cannot be read as its R4 type: still the client's input.
+            case Hl7.Fhir.Validation.CodedValidationException:
+                return await Problem(httpContext, StatusCodes.Status400BadRequest, "Invalid FHIR resource",
+                    "A FHIR element in the request does not have its R4 type or shape.", null);
+
             case MissingPatientDataException missing:
                 await PreconditionFailed(httpContext, missing, cancellationToken);
                 return true;

@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using CdsHooks.Engine;
 using CdsHooks.Engine.Knowledge;
+using Microsoft.Extensions.Options;
 
 namespace CdsHooks.Api.Knowledge;
 
@@ -24,17 +25,29 @@ public static class KnowledgeExtensions
             .BindConfiguration(KnowledgeOptions.Section)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+
+        // Site settings live in the same section: DisabledRules, EnabledRules, Indicators, OlderAdultAge,
+        // MinimumIndicator, MaxCards. The loader validates them against the rules.
+        builder.Services.AddOptions<SiteSettings>().BindConfiguration(KnowledgeOptions.Section);
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton(services =>
-            KnowledgeLoader.Load(services.GetRequiredService<Microsoft.Extensions.Options.IOptions<KnowledgeOptions>>().Value.FullPath));
+        builder.Services.AddSingleton(services => KnowledgeLoader.Load(
+            services.GetRequiredService<IOptions<KnowledgeOptions>>().Value.FullPath,
+            services.GetRequiredService<IOptions<SiteSettings>>().Value));
         builder.Services.AddSingleton<CdsEngine>();
+        builder.Services.AddHostedService<KnowledgeStartup>();
+    }
+}
+
+/// <summary>Loads and validates the knowledge when the host starts, before any request: a clinical service with a
+/// broken rule file or site setting must not start. The exception names the file and the field.</summary>
+internal sealed class KnowledgeStartup(KnowledgeBase knowledge, ILogger<KnowledgeStartup> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        logger.LogInformation("Loaded {RuleCount} rules ({EnabledCount} enabled), {DrugGroupCount} drug groups and {ConditionGroupCount} condition groups",
+            knowledge.Rules.Count, knowledge.Rules.Count(r => r.Enabled), knowledge.DrugGroups.Count, knowledge.ConditionGroups.Count);
+        return Task.CompletedTask;
     }
 
-    /// <summary>Loads and validates the knowledge before the first request: a clinical service with a broken rule
-    /// file must not start. The exception names the file and the field.</summary>
-    public static void LoadKnowledge(this WebApplication app)
-    {
-        var knowledge = app.Services.GetRequiredService<KnowledgeBase>();
-        app.Logger.LogInformation("Loaded {RuleCount} rules and {GroupCount} drug groups", knowledge.Rules.Count, knowledge.Groups.Count);
-    }
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -1,51 +1,69 @@
+using System.Globalization;
 using System.Text;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Knowledge;
 
 namespace CdsHooks.Engine.Evaluation;
 
-/// <summary>Turns a finding into a CDS Hooks card a clinician can act on: which drugs, the risk, why it matters for
-/// this patient, what to do, and the source.</summary>
+/// <summary>Turns a problem into a CDS Hooks card a clinician can act on: which drugs, the risk, why it matters for
+/// this patient, what to do, and the sources.</summary>
 public static class CardBuilder
 {
-    public static Card Build(Finding finding)
+    public static Card Build(Problem problem)
     {
-        var rule = finding.Rule;
-        var summary = Capitalise(rule.Summary
-            .Replace("{a}", Names(finding.SideA), StringComparison.Ordinal)
-            .Replace("{b}", Names(finding.SideB), StringComparison.Ordinal));
-        if (summary.Length > KnowledgeLoader.MaxSummaryLength)
-        {
-            summary = summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…";
-        }
-
-        var source = rule.Sources[0];
+        var head = problem.Head;
+        var source = head.Rule.Sources[0];
+        var reasons = problem.All.SelectMany(f => f.Rule.OverrideReasons).DistinctBy(r => r.Code).ToList();
         return new Card(
             Guid.NewGuid().ToString(),
-            summary,
-            finding.Indicator,
+            Summary(head),
+            problem.All.Max(f => f.Indicator),
             new Source(source.Label, source.Url),
-            Detail(finding),
-            OverrideReasons: rule.OverrideReasons.Count > 0 ? rule.OverrideReasons : null);
+            Detail(problem),
+            OverrideReasons: reasons.Count > 0 ? reasons : null);
     }
 
-    private static string Detail(Finding finding)
+    public static string Summary(Finding finding)
     {
-        var rule = finding.Rule;
+        var a = DistinctIngredients(finding.SideA, finding.Rule.SideA);
+        var b = DistinctIngredients(finding.SideB, finding.Rule.SideB);
+        var summary = Fill(finding, Names(a, 2), Names(b, 2));
+        if (summary.Length > KnowledgeLoader.MaxSummaryLength) summary = Fill(finding, Names(a, 1), Names(b, 1));
+        return summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…";
+    }
+
+    private static string Fill(Finding finding, string a, string b) => Capitalise(finding.Rule.Summary
+        .Replace("{a}", a, StringComparison.Ordinal)
+        .Replace("{b}", b, StringComparison.Ordinal)
+        .Replace("{n}", DistinctIngredients(finding.SideA, finding.Rule.SideA).Count.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal));
+
+    private static string Detail(Problem problem)
+    {
+        var head = problem.Head;
         var detail = new StringBuilder();
-        detail.Append("**Drugs:** ")
-            .AppendJoin("; ", finding.SideA.Concat(finding.SideB).Select(Describe))
-            .Append(".\n\n");
-        detail.Append("**Risk:** ").Append(rule.Risk).Append("\n\n");
-        if (finding.Factors.Count > 0)
+        var drugs = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).DistinctBy(d => d.Medication)
+            .OrderByDescending(d => d.Medication.IsNew).ToList();
+        detail.Append("**Drugs:** ").AppendJoin("; ", drugs.Select(Describe)).Append(".\n\n");
+        detail.Append("**Risk:** ").Append(head.Rule.Risk).Append("\n\n");
+
+        var factors = problem.All.SelectMany(f => f.Factors).DistinctBy(f => f.Text).ToList();
+        if (factors.Count > 0)
         {
             detail.Append("**This patient:** ");
-            if (finding.Age is { } age) detail.Append("age ").Append(age).Append(". ");
-            detail.AppendJoin(" ", finding.Factors.Select(f => f.Text.Trim())).Append("\n\n");
+            if (head.Age is { } age && factors.Exists(f => f.AgeAtLeast is not null)) detail.Append("age ").Append(age).Append(". ");
+            detail.AppendJoin(" ", factors.Select(f => f.Text)).Append("\n\n");
         }
 
-        detail.Append("**What to do:** ").Append(rule.Management).Append("\n\n");
-        detail.Append("**Sources:** ").AppendJoin("; ", SourcesShown(finding).Select(s => $"[{s.Label}]({s.Url})")).Append('.');
+        detail.Append("**What to do:** ").Append(head.Rule.Management).Append("\n\n");
+        if (problem.Joined.Count > 0)
+        {
+            detail.Append("**Also:**\n");
+            foreach (var joined in problem.Joined) detail.Append("- **").Append(Summary(joined)).Append(".** ").Append(joined.Rule.Management).Append('\n');
+            detail.Append('\n');
+        }
+
+        var sources = problem.All.SelectMany(SourcesShown).Distinct();
+        detail.Append("**Sources:** ").AppendJoin("; ", sources.Select(s => $"[{s.Label}]({s.Url})")).Append('.');
         return detail.ToString();
     }
 
@@ -57,18 +75,29 @@ public static class CardBuilder
         return finding.Rule.Sources.Except(factorOnly);
     }
 
-    private static string Describe(MatchedDrug drug)
+    private static string Describe(ResolvedDrug drug)
     {
-        var text = Markdown(drug.Medication.Display);
-        if (drug.Medication.Dose is { } dose) text += $", {Markdown(dose)}";
-        return text + (drug.Medication.IsNew ? " (new order)" : " (current)");
+        var medication = drug.Medication;
+        var text = Markdown(medication.Display);
+        if (medication.Dose is { } dose) text += $", {Markdown(dose)}";
+        if (drug.MgPerDay is { } mg) text += $" ({mg.ToString("0.###", CultureInfo.InvariantCulture)} mg/day)";
+        return text + medication.Status switch
+        {
+            Patients.MedicationStatus.New => " (new order)",
+            Patients.MedicationStatus.Stopped when medication.StoppedOn is { } on => $" (stopped {on:yyyy-MM-dd})",
+            Patients.MedicationStatus.Stopped => " (recently stopped)",
+            _ => " (current)",
+        };
     }
 
-    private static string Names(IReadOnlyList<MatchedDrug> drugs)
-    {
-        var names = drugs.SelectMany(d => d.Ingredients).Select(i => i.Name).Distinct().ToList();
-        return names.Count <= 2 ? string.Join(" and ", names) : $"{names[0]}, {names[1]} and {names.Count - 2} more";
-    }
+    private static List<string> DistinctIngredients(IReadOnlyList<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups) =>
+        [.. drugs.SelectMany(d => d.Ingredients).Where(i => Rule.InAny(groups, i.Code)).Select(i => i.Name).Distinct()];
+
+    // "clonazepam and lorazepam"; with more names than shown, "clonazepam, lorazepam and 1 more".
+    private static string Names(List<string> names, int shown) =>
+        names.Count <= shown ? string.Join(" and ", names)
+        : names.Count == shown + 1 && shown == 2 ? $"{names[0]}, {names[1]} and {names[2]}"
+        : $"{string.Join(", ", names.Take(shown))} and {names.Count - shown} more";
 
     private static string Capitalise(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
 

@@ -4,68 +4,201 @@ using CdsHooks.Engine.Patients;
 
 namespace CdsHooks.Engine.Evaluation;
 
-/// <summary>A rule that applies to this patient: the drugs on each side of the pair and the patient factors found.</summary>
+/// <summary>A medication with the ingredients the knowledge recognises in it and, when the dosage says, its daily
+/// dose in mg.</summary>
+public sealed record ResolvedDrug(MedicationUse Medication, IReadOnlyList<Ingredient> Ingredients, decimal? MgPerDay)
+{
+    public bool IsIn(IReadOnlyList<DrugGroup> groups) => Ingredients.Any(i => Rule.InAny(groups, i.Code));
+}
+
+/// <summary>A rule that applies to this patient: the drugs on each side, the patient factors found, the indicator.</summary>
 public sealed record Finding(
     Rule Rule,
-    IReadOnlyList<MatchedDrug> SideA,
-    IReadOnlyList<MatchedDrug> SideB,
+    IReadOnlyList<ResolvedDrug> SideA,
+    IReadOnlyList<ResolvedDrug> SideB,
     IReadOnlyList<PatientFactor> Factors,
     int? Age,
-    Indicator Indicator);
+    Indicator Indicator)
+{
+    public IEnumerable<MedicationUse> Medications => SideA.Concat(SideB).Select(d => d.Medication);
+}
 
-public sealed record MatchedDrug(MedicationUse Medication, IReadOnlyList<Ingredient> Ingredients);
+/// <summary>One clinical problem, one card: the most severe finding, and the findings about the same drugs that
+/// join it instead of piling up cards of their own.</summary>
+public sealed record Problem(Finding Head, IReadOnlyList<Finding> Joined)
+{
+    public IEnumerable<Finding> All => Joined.Prepend(Head);
+}
 
 public sealed class Evaluator(KnowledgeBase knowledge)
 {
     /// <summary>True when some new order contains an ingredient that a rule names. When none does, no rule can
     /// fire, and the service can answer without any patient data.</summary>
     public bool AnyRuleConcerns(IEnumerable<MedicationUse> newMedications) =>
-        newMedications.Any(m => m.RxNormCodes.Any(code =>
-            knowledge.IngredientsOf(code).Any(i => knowledge.RulesFor(i.Code).Count > 0)));
+        newMedications.Any(m => Resolve(m).Ingredients.Any(i => knowledge.RulesFor(i.Code).Count > 0));
 
-    /// <summary>One finding per rule. A rule fires only when one of its drugs is a new order: two long-standing drugs
-    /// do not alert again whenever something unrelated is ordered.</summary>
-    public IReadOnlyList<Finding> Evaluate(PatientContext patient)
+    /// <summary>The problems to show, most severe first. A rule fires only when one of its drugs is a new order:
+    /// two long-standing drugs do not alert again whenever something unrelated is ordered.</summary>
+    public IReadOnlyList<Problem> Evaluate(PatientContext patient)
     {
-        var pairs = new Dictionary<Rule, (HashSet<MedicationUse> A, HashSet<MedicationUse> B)>();
-        foreach (var ordered in patient.Medications.Where(m => m.IsNew))
-        {
-            foreach (var (rule, side) in RulesOf(ordered))
-            {
-                var partnerGroup = side == PairSide.A ? rule.DrugB : rule.DrugA;
-                var partners = patient.Medications.Where(m => !ReferenceEquals(m, ordered) && Matches(m, partnerGroup)).ToList();
-                if (partners.Count == 0) continue;
-
-                if (!pairs.TryGetValue(rule, out var sides)) pairs[rule] = sides = ([], []);
-                (side == PairSide.A ? sides.A : sides.B).Add(ordered);
-                (side == PairSide.A ? sides.B : sides.A).UnionWith(partners);
-            }
-        }
-
-        return [.. pairs.Select(p => Weigh(p.Key, patient, p.Value.A, p.Value.B))
-            .OrderByDescending(f => f.Indicator)
-            .ThenBy(f => f.Rule.Id, StringComparer.Ordinal)];
-    }
-
-    private static Finding Weigh(Rule rule, PatientContext patient, HashSet<MedicationUse> a, HashSet<MedicationUse> b)
-    {
-        var factors = rule.Factors.Where(f => f.AgeAtLeast is { } min && patient.Age >= min).ToList();
-        var indicator = factors.Select(f => f.Indicator ?? rule.Indicator).Append(rule.Indicator).Max();
-        return new Finding(rule, Match(a, rule.DrugA), Match(b, rule.DrugB), factors, patient.Age, indicator);
-    }
-
-    private static List<MatchedDrug> Match(IEnumerable<MedicationUse> medications, DrugGroup group) =>
-        [.. medications
-            .OrderByDescending(m => m.IsNew)
-            .Select(m => new MatchedDrug(m, [.. m.RxNormCodes.SelectMany(group.Resolve).DistinctBy(i => i.Code)]))];
-
-    private IEnumerable<(Rule Rule, PairSide Side)> RulesOf(MedicationUse medication) =>
-        medication.RxNormCodes
-            .SelectMany(knowledge.IngredientsOf)
-            .DistinctBy(i => i.Code)
+        var drugs = patient.Medications.Select(m => Resolve(m)).ToList();
+        var candidates = drugs.Where(d => d.Medication.IsNew)
+            .SelectMany(d => d.Ingredients)
             .SelectMany(i => knowledge.RulesFor(i.Code))
             .Distinct();
 
-    private static bool Matches(MedicationUse medication, DrugGroup group) =>
-        medication.RxNormCodes.Any(code => group.Resolve(code).Count > 0);
+        var findings = candidates
+            .Select(rule => Find(rule, patient, drugs))
+            .OfType<Finding>()
+            .OrderByDescending(f => f.Indicator)
+            .ThenBy(f => SeverityRank(f.Rule.Severity))
+            .ThenByDescending(f => f.Medications.Count())
+            .ThenBy(f => f.Rule.Id, StringComparer.Ordinal);
+
+        var problems = new List<(Finding Head, List<Finding> Joined)>();
+        foreach (var finding in findings)
+        {
+            var medications = finding.Medications.ToHashSet();
+            var same = problems.FindIndex(p => medications.IsSubsetOf(p.Head.Medications) || medications.IsSupersetOf(p.Head.Medications));
+            if (same >= 0) problems[same].Joined.Add(finding);
+            else problems.Add((finding, []));
+        }
+
+        return [.. problems.Select(p => new Problem(p.Head, p.Joined))];
+    }
+
+    private static int SeverityRank(string severity) => severity switch
+    {
+        "contraindicated" => 0,
+        "major" => 1,
+        "moderate" => 2,
+        _ => 3,
+    };
+
+    private static Finding? Find(Rule rule, PatientContext patient, List<ResolvedDrug> drugs)
+    {
+        bool Counts(ResolvedDrug d) => d.Medication.Status != MedicationStatus.Stopped
+            || (rule.StoppedWithinDays is { } days && d.Medication.StoppedOn is { } stopped
+                && patient.Today.DayNumber - stopped.DayNumber <= days);
+
+        List<ResolvedDrug> sideA, sideB = [];
+        switch (rule.Kind)
+        {
+            case RuleKind.Pair:
+                var a = drugs.Where(d => Counts(d) && d.IsIn(rule.SideA)).ToList();
+                var b = drugs.Where(d => Counts(d) && d.IsIn(rule.SideB)).ToList();
+                var pairs = (from x in a from y in b
+                             where !ReferenceEquals(x, y) && (x.Medication.IsNew || y.Medication.IsNew)
+                             select (x, y)).ToList();
+                if (pairs.Count == 0) return null;
+                sideA = [.. pairs.Select(p => p.x).Distinct().OrderByDescending(d => d.Medication.IsNew)];
+                sideB = [.. pairs.Select(p => p.y).Distinct().OrderByDescending(d => d.Medication.IsNew)];
+                break;
+
+            case RuleKind.Count:
+                sideA = [.. drugs.Where(d => Counts(d) && d.IsIn(rule.SideA)).OrderByDescending(d => d.Medication.IsNew)];
+                var distinct = sideA.SelectMany(d => d.Ingredients).Where(i => Rule.InAny(rule.SideA, i.Code)).Select(i => i.Code).Distinct().Count();
+                if (distinct < rule.CountAtLeast || !sideA.Exists(d => d.Medication.IsNew)) return null;
+                break;
+
+            default:
+                sideA = [.. drugs.Where(d => d.Medication.IsNew && d.IsIn(rule.SideA))];
+                if (sideA.Count == 0) return null;
+                break;
+        }
+
+        var current = drugs.Where(d => d.Medication.Status != MedicationStatus.Stopped).ToList();
+        // Excluding drugs means drugs the patient already takes: a new order never silences its own rule.
+        if (rule.ExcludedConditions.Any(g => HasCondition(patient, g))
+            || current.Exists(d => !d.Medication.IsNew && d.IsIn(rule.ExcludedDrugs)))
+        {
+            return null;
+        }
+
+        var involved = sideA.Concat(sideB).ToHashSet();
+        var applying = rule.Factors.Where(f => Applies(f, patient, sideA, sideB, current, involved)).ToList();
+        if (rule.Requires.Any(r => !applying.Contains(r))) return null;
+
+        return new Finding(rule, sideA, sideB, applying, patient.Age, IndicatorOf(rule, applying));
+    }
+
+    private static Indicator IndicatorOf(Rule rule, List<PatientFactor> applying)
+    {
+        var indicator = applying.Select(f => f.Indicator).OfType<Indicator>().Append(rule.Indicator).Max();
+        var escalators = applying.Count(f => f.Escalates);
+        if (rule.CriticalWhenEscalators is { } needed && escalators >= needed) return Indicator.Critical;
+        if (escalators == 0)
+        {
+            foreach (var cap in applying.Select(f => f.LowerTo).OfType<Indicator>())
+            {
+                if (cap < indicator) indicator = cap;
+            }
+        }
+
+        return indicator;
+    }
+
+    private static bool Applies(PatientFactor factor, PatientContext patient, List<ResolvedDrug> sideA, List<ResolvedDrug> sideB,
+        List<ResolvedDrug> current, HashSet<ResolvedDrug> involved)
+    {
+        if (factor.AgeAtLeast is { } age && !(patient.Age >= age)) return false;
+        if (factor.Conditions.Count > 0 && !factor.Conditions.Any(g => HasCondition(patient, g))) return false;
+        if (factor.Drugs.Count > 0 && !current.Exists(d => !involved.Contains(d) && d.IsIn(factor.Drugs))) return false;
+        if (factor.DailyDoseAbove is { } above && !Dosed(above).Exists(d => d.MgPerDay > above.Mg)) return false;
+        if (factor.DailyDoseAtMost is { } atMost)
+        {
+            var doses = Dosed(atMost).Select(d => d.MgPerDay).ToList();
+            if (doses.Count == 0 || doses.Exists(mg => mg is null || mg > atMost.Mg)) return false;
+        }
+
+        return true;
+
+        List<ResolvedDrug> Dosed(DoseLimit limit) =>
+            [.. (limit.Side == PairSide.A ? sideA : sideB).Where(d => limit.Of.Count == 0 || d.IsIn(limit.Of))];
+    }
+
+    private static bool HasCondition(PatientContext patient, ConditionGroup group) => group.Codes.Overlaps(patient.ConditionCodes);
+
+    /// <summary>Recognises a medication by its RxNorm codes, or, when none is known, by the generic and brand names
+    /// in its text ("Klonopin 0.5 mg tablet").</summary>
+    public ResolvedDrug Resolve(MedicationUse medication)
+    {
+        var ingredients = medication.RxNormCodes.SelectMany(knowledge.IngredientsOf).DistinctBy(i => i.Code).ToList();
+        if (ingredients.Count == 0) ingredients = FromText(medication.Text);
+        return new ResolvedDrug(medication, ingredients, ingredients.Count == 1 ? MgPerDay(medication) : null);
+    }
+
+    private List<Ingredient> FromText(string text)
+    {
+        var words = KnowledgeBase.NameKey(text).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var found = new List<Ingredient>();
+        for (var start = 0; start < words.Length; start++)
+        {
+            for (var length = Math.Min(knowledge.MaxNameWords, words.Length - start); length >= 1; length--)
+            {
+                var named = knowledge.IngredientsNamed(string.Join(' ', words, start, length));
+                if (named.Count == 0) continue;
+                found.AddRange(named);
+                start += length - 1;
+                break;
+            }
+        }
+
+        return [.. found.DistinctBy(i => i.Code)];
+    }
+
+    private decimal? MgPerDay(MedicationUse medication)
+    {
+        if (medication.DailyDose is not { } dose) return null;
+        switch (dose.Unit.ToLowerInvariant())
+        {
+            case "mg": return dose.Amount;
+            case "g": return dose.Amount * 1000;
+            case "ug" or "mcg" or "µg": return dose.Amount / 1000;
+            case "tab" or "tablet" or "tablets" or "{tbl}" or "{tablet}" or "cap" or "capsule" or "capsules" or "{cap}" or "{capsule}":
+                var strength = medication.RxNormCodes.Select(knowledge.StrengthMg).OfType<decimal>().FirstOrDefault();
+                return strength > 0 ? dose.Amount * strength : null;
+            default: return null;
+        }
+    }
 }

@@ -9,13 +9,14 @@ namespace CdsHooks.Engine.Fhir;
 /// <summary>
 /// The one place that decides how tolerant FHIR parsing is. EHRs send resources that are not perfectly valid, so:
 /// <list type="bullet">
-/// <item>Tolerated: a single value where FHIR expects an array, unknown elements (for example the STU3 <c>Dosage.doseQuantity</c> in the spec's own order-sign
+/// <item>Tolerated: unknown elements (for example the STU3 <c>Dosage.doseQuantity</c> in the spec's own order-sign
 /// example), codes outside the required value set, missing mandatory elements and cardinality errors, empty objects
 /// and arrays, malformed narrative. None of these changes what a rule reads.</item>
 /// <item>Refused (400): a value of the wrong JSON type or an unparsable literal (<c>"birthDate": 5</c>,
 /// <c>"birthDate": "yesterday"</c>), an object where a primitive belongs or the reverse, duplicate properties,
-/// a resource with no <c>resourceType</c> or a type FHIR R4 does not know. Guessing at these could hide a drug
-/// or misread an age.</item>
+/// a single value where FHIR has an array or the reverse (Firely keeps such a value aside and throws when the element
+/// is read: the spec's own order-select example sends <c>"doseAndRate": {...}</c>, which is not R4), a resource with
+/// no <c>resourceType</c> or a type FHIR R4 does not know. Guessing at these could hide a drug or misread an age.</item>
 /// </list>
 /// </summary>
 public static class FhirJson
@@ -35,19 +36,11 @@ public static class FhirJson
     ];
 
     // Declared before Options: static initialisers run in order, and Options needs this.
-    private static readonly Predicate<CodedException> Tolerated = CodedExceptionFilters.Or(
-        CodedExceptionFilters.Enforce(
-            CodedExceptionFilters.Ignore(CodedExceptionFilters.FilterBackwardsCompatibilityIssues, ToleratedIssues),
-            // Backwards compatibility would let an unknown resource type through as a dynamic resource: a drug in it
-            // would be invisible to the rules.
-            [CodedValidationException.UNKNOWN_RESOURCE_TYPE_CODE]),
-        SingleValueWhereArrayExpected);
-
-    // The spec's own order-select example sends "doseAndRate": {...} where R4 has an array; the value lands in the
-    // list intact. The reverse (an array where one value belongs) is not tolerated: reading the element would throw.
-    private static bool SingleValueWhereArrayExpected(CodedException e) =>
-        e.ErrorCode == CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE &&
-        e.Message.StartsWith("Expected property to be a collection", StringComparison.Ordinal);
+    private static readonly Predicate<CodedException> Tolerated = CodedExceptionFilters.Enforce(
+        CodedExceptionFilters.Ignore(CodedExceptionFilters.FilterBackwardsCompatibilityIssues, ToleratedIssues),
+        // Backwards compatibility would let an unknown resource type through as a dynamic resource: a drug in it
+        // would be invisible to the rules.
+        [CodedValidationException.UNKNOWN_RESOURCE_TYPE_CODE]);
 
     /// <summary>Options for reading and writing FHIR resources inside CDS Hooks messages. A singleton: building
     /// the converters is expensive.</summary>

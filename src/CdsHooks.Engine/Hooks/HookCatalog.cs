@@ -30,12 +30,15 @@ public static class PrefetchKeys
     public const string Patient = "patient";
     public const string Medications = "medications";
     public const string Conditions = "conditions";
+    public const string StoppedMedications = "stoppedMedications";
 
     public static IReadOnlyDictionary<string, string> Templates { get; } = new Dictionary<string, string>
     {
         [Patient] = "Patient/{{context.patientId}}",
         [Medications] = "MedicationRequest?patient={{context.patientId}}&status=active",
         [Conditions] = "Condition?patient={{context.patientId}}&clinical-status=active",
+        // For rules that look back (an MAOI stopped within 14 days still counts).
+        [StoppedMedications] = "MedicationRequest?patient={{context.patientId}}&status=stopped,completed&_sort=-authoredon&_count=50",
     };
 }
 

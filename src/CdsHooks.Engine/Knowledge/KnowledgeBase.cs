@@ -2,68 +2,99 @@ using System.Collections.Frozen;
 
 namespace CdsHooks.Engine.Knowledge;
 
-/// <summary>Which side of a rule's drug pair an ingredient matched.</summary>
-public enum PairSide
-{
-    A,
-    B,
-}
-
 /// <summary>Everything the service knows, loaded once from <c>cards/</c>, validated, and immutable. Rules are indexed
-/// by ingredient so that evaluation touches only the rules a patient's drugs can trigger.</summary>
+/// by ingredient so that evaluation touches only the rules a patient's new orders can trigger, however many rules
+/// there are.</summary>
 public sealed class KnowledgeBase
 {
     private readonly FrozenDictionary<string, Ingredient[]> _ingredientsByCode;
-    private readonly FrozenDictionary<string, (Rule Rule, PairSide Side)[]> _rulesByIngredient;
+    private readonly FrozenDictionary<string, Rule[]> _rulesByIngredient;
+    private readonly FrozenDictionary<string, Ingredient[]> _ingredientsByName;
+    private readonly FrozenDictionary<string, decimal> _strengthMg;
 
-    public KnowledgeBase(IReadOnlyDictionary<string, DrugGroup> groups, IReadOnlyList<Rule> rules)
+    public KnowledgeBase(IReadOnlyDictionary<string, DrugGroup> drugGroups, IReadOnlyDictionary<string, ConditionGroup> conditionGroups,
+        IReadOnlyList<Rule> rules, SiteSettings? settings = null)
     {
-        Groups = groups;
+        Settings = settings ?? new SiteSettings();
+        DrugGroups = drugGroups;
+        ConditionGroups = conditionGroups;
         Rules = rules;
 
         var byCode = new Dictionary<string, Dictionary<string, Ingredient>>();
-        foreach (var group in groups.Values)
+        var byName = new Dictionary<string, Dictionary<string, Ingredient>>(StringComparer.Ordinal);
+        var strengths = new Dictionary<string, decimal>();
+        foreach (var group in drugGroups.Values)
         {
-            foreach (var ingredient in group.Ingredients.Values) Add(ingredient.Code, ingredient);
+            foreach (var ingredient in group.Ingredients.Values)
+            {
+                Add(byCode, ingredient.Code, ingredient);
+                Add(byName, NameKey(ingredient.Name), ingredient);
+                foreach (var brand in group.Brands.GetValueOrDefault(ingredient.Code, [])) Add(byName, NameKey(brand), ingredient);
+            }
+
             foreach (var (product, ingredients) in group.Products)
             {
-                foreach (var ingredient in ingredients) Add(product, ingredient);
+                foreach (var ingredient in ingredients) Add(byCode, product, ingredient);
+            }
+
+            foreach (var (product, name) in group.ProductNames)
+            {
+                if (group.Products[product].Count == 1 && DrugGroup.StrengthMg(name) is { } mg) strengths[product] = mg;
             }
         }
 
         _ingredientsByCode = byCode.ToFrozenDictionary(p => p.Key, p => p.Value.Values.ToArray());
+        _ingredientsByName = byName.ToFrozenDictionary(p => p.Key, p => p.Value.Values.ToArray(), StringComparer.Ordinal);
+        _strengthMg = strengths.ToFrozenDictionary();
+        MaxNameWords = byName.Keys.Select(k => k.Count(c => c == ' ') + 1).DefaultIfEmpty(1).Max();
 
-        var byIngredient = new Dictionary<string, List<(Rule, PairSide)>>();
-        foreach (var rule in rules)
+        var byIngredient = new Dictionary<string, HashSet<Rule>>();
+        foreach (var rule in rules.Where(r => r.Enabled))
         {
-            foreach (var code in rule.DrugA.Ingredients.Keys) Index(code, rule, PairSide.A);
-            foreach (var code in rule.DrugB.Ingredients.Keys) Index(code, rule, PairSide.B);
+            // A pair fires when either side is new; a single-drug or count rule when side a is.
+            var triggers = rule.Kind == RuleKind.Pair ? rule.SideA.Concat(rule.SideB) : rule.SideA;
+            foreach (var code in triggers.SelectMany(g => g.Ingredients.Keys))
+            {
+                if (!byIngredient.TryGetValue(code, out var set)) byIngredient[code] = set = [];
+                set.Add(rule);
+            }
         }
 
         _rulesByIngredient = byIngredient.ToFrozenDictionary(p => p.Key, p => p.Value.ToArray());
 
-        void Add(string code, Ingredient ingredient)
+        static void Add<TKey>(Dictionary<TKey, Dictionary<string, Ingredient>> map, TKey key, Ingredient ingredient) where TKey : notnull
         {
-            if (!byCode.TryGetValue(code, out var set)) byCode[code] = set = [];
+            if (!map.TryGetValue(key, out var set)) map[key] = set = [];
             set.TryAdd(ingredient.Code, ingredient);
-        }
-
-        void Index(string code, Rule rule, PairSide side)
-        {
-            if (!byIngredient.TryGetValue(code, out var list)) byIngredient[code] = list = [];
-            list.Add((rule, side));
         }
     }
 
-    public IReadOnlyDictionary<string, DrugGroup> Groups { get; }
+    public SiteSettings Settings { get; }
+
+    public IReadOnlyDictionary<string, DrugGroup> DrugGroups { get; }
+
+    public IReadOnlyDictionary<string, ConditionGroup> ConditionGroups { get; }
 
     public IReadOnlyList<Rule> Rules { get; }
+
+    /// <summary>The longest drug name in words ("valproic acid" is 2), for matching text-only medications.</summary>
+    public int MaxNameWords { get; }
 
     /// <summary>The ingredients an RxNorm ingredient or product code stands for; empty for a code no group knows.</summary>
     public IReadOnlyList<Ingredient> IngredientsOf(string rxNormCode) =>
         _ingredientsByCode.TryGetValue(rxNormCode, out var list) ? list : [];
 
-    /// <summary>The rules that name an ingredient, with the side of the pair it is on.</summary>
-    public IReadOnlyList<(Rule Rule, PairSide Side)> RulesFor(string ingredientCode) =>
+    /// <summary>The ingredients a lower-case generic or brand name ("clonazepam", "klonopin", "valproic acid") stands for.</summary>
+    public IReadOnlyList<Ingredient> IngredientsNamed(string nameKey) =>
+        _ingredientsByName.TryGetValue(nameKey, out var list) ? list : [];
+
+    /// <summary>The enabled rules that a new order of this ingredient can trigger.</summary>
+    public IReadOnlyList<Rule> RulesFor(string ingredientCode) =>
         _rulesByIngredient.TryGetValue(ingredientCode, out var list) ? list : [];
+
+    /// <summary>mg per unit of a single-ingredient solid product, from its RxNorm name.</summary>
+    public decimal? StrengthMg(string productCode) => _strengthMg.TryGetValue(productCode, out var mg) ? mg : null;
+
+    public static string NameKey(string name) =>
+        string.Join(' ', name.ToLowerInvariant().Split([' ', '-', '/', ',', '(', ')', '[', ']'], StringSplitOptions.RemoveEmptyEntries));
 }

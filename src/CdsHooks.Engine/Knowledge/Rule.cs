@@ -2,35 +2,92 @@ using CdsHooks.Engine.Hooks;
 
 namespace CdsHooks.Engine.Knowledge;
 
+public enum RuleKind
+{
+    /// <summary>A drug from side a with a drug from side b.</summary>
+    Pair,
+
+    /// <summary>One drug from side a, usually with <see cref="Rule.Requires"/> naming patient factors.</summary>
+    OneDrug,
+
+    /// <summary>N or more distinct ingredients from side a.</summary>
+    Count,
+}
+
 /// <summary>An interaction rule, compiled from one file in <c>cards/rules/</c> and immutable after loading.</summary>
 public sealed record Rule(
     string Id,
     int Version,
     string Title,
     string File,
+    bool Enabled,
+    RuleKind Kind,
+    IReadOnlyList<DrugGroup> SideA,
+    IReadOnlyList<DrugGroup> SideB,
+    int? StoppedWithinDays,
+    int? CountAtLeast,
+    IReadOnlyList<PatientFactor> Requires,
+    IReadOnlyList<ConditionGroup> ExcludedConditions,
+    IReadOnlyList<DrugGroup> ExcludedDrugs,
     string Severity,
     Indicator Indicator,
-    DrugGroup DrugA,
-    DrugGroup DrugB,
+    int? CriticalWhenEscalators,
     string Summary,
     string Risk,
     string Management,
     IReadOnlyList<PatientFactor> Factors,
     IReadOnlyList<RuleSource> Sources,
     IReadOnlyList<Coding> OverrideReasons,
-    IReadOnlyList<RuleExample> Examples);
+    IReadOnlyList<RuleExample> Examples)
+{
+    public static bool InAny(IReadOnlyList<DrugGroup> groups, string ingredientCode)
+    {
+        foreach (var group in groups)
+        {
+            if (group.Ingredients.ContainsKey(ingredientCode)) return true;
+        }
 
-/// <summary>Something about the patient that makes the interaction matter more, and says so on the card.</summary>
-public sealed record PatientFactor(string Id, int? AgeAtLeast, Indicator? Indicator, string Text, RuleSource? Source);
+        return false;
+    }
+}
+
+public enum PairSide
+{
+    A,
+    B,
+}
+
+/// <summary>A daily-dose condition on the drugs matched on one side of the rule; with <see cref="Of"/>, only on
+/// those of them in these groups (a clonazepam threshold does not apply to alprazolam).</summary>
+public sealed record DoseLimit(PairSide Side, decimal Mg, IReadOnlyList<DrugGroup> Of);
+
+/// <summary>Something about the patient that changes the card. Every condition given must hold.</summary>
+public sealed record PatientFactor(
+    string Id,
+    int? AgeAtLeast,
+    IReadOnlyList<ConditionGroup> Conditions,
+    IReadOnlyList<DrugGroup> Drugs,
+    DoseLimit? DailyDoseAbove,
+    DoseLimit? DailyDoseAtMost,
+    bool Escalates,
+    Indicator? Indicator,
+    Indicator? LowerTo,
+    string Text,
+    RuleSource? Source);
 
 public sealed record RuleSource(string Id, string Label, string Url);
+
+/// <summary>A medication in a rule example: an RxNorm code with an optional daily dose or days since it stopped.</summary>
+public sealed record ExampleDrug(string Code, decimal? MgPerDay, int? StoppedDaysAgo);
 
 /// <summary>An example that ships with a rule and that the test suite runs: a patient, the drugs, and what the
 /// rule must answer (no card when <see cref="ExpectedIndicator"/> is null).</summary>
 public sealed record RuleExample(
     string Name,
     int? Age,
-    IReadOnlyList<string> New,
-    IReadOnlyList<string> Active,
+    IReadOnlyList<string> Conditions,
+    IReadOnlyList<ExampleDrug> New,
+    IReadOnlyList<ExampleDrug> Active,
+    IReadOnlyList<ExampleDrug> Stopped,
     Indicator? ExpectedIndicator,
     IReadOnlyList<string> ExpectedFactors);

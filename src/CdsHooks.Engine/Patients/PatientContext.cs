@@ -1,15 +1,43 @@
 namespace CdsHooks.Engine.Patients;
 
-/// <summary>A medication the patient takes or is being prescribed, as the EHR described it.</summary>
+public enum MedicationStatus
+{
+    /// <summary>Ordered in this hook call: rules fire only when a new order is involved.</summary>
+    New,
+
+    /// <summary>Taken now (an active or on-hold order, or another draft in the same session).</summary>
+    Current,
+
+    /// <summary>Stopped or completed; counts only for rules that look back a number of days.</summary>
+    Stopped,
+}
+
+/// <summary>The amount per day in the dose's own unit ("1.5 mg", "3 tablet"); the engine converts it to mg.</summary>
+public sealed record DailyDose(decimal Amount, string Unit);
+
+/// <summary>A medication the patient takes, took, or is being prescribed, as the EHR described it.</summary>
 /// <param name="Display">What the EHR calls it (CodeableConcept text or coding display): shown on cards, never logged.</param>
 /// <param name="RxNormCodes">Every RxNorm code found for it (ingredient or product).</param>
+/// <param name="Text">All the names the EHR gave it, for matching a medication that arrives without a known code.</param>
 /// <param name="Dose">The dosage as written, if any.</param>
-/// <param name="IsNew">True when the order is new in this hook call; rules fire only when a new order is involved.</param>
-public sealed record MedicationUse(string Display, IReadOnlyList<string> RxNormCodes, string? Dose, bool IsNew, string? ResourceId);
+/// <param name="StoppedOn">For stopped medications, the last day it was taken when the EHR says so.</param>
+public sealed record MedicationUse(
+    string Display,
+    IReadOnlyList<string> RxNormCodes,
+    string Text,
+    string? Dose,
+    DailyDose? DailyDose,
+    MedicationStatus Status,
+    DateOnly? StoppedOn,
+    string? ResourceId)
+{
+    public bool IsNew => Status == MedicationStatus.New;
+}
 
 /// <summary>What the rules may weigh about the patient.</summary>
 /// <param name="Age">Age in whole years; null when the birth date is unknown.</param>
-public sealed record PatientContext(int? Age, IReadOnlyList<MedicationUse> Medications);
+/// <param name="ConditionCodes">Normalised "system|code" keys of the patient's active conditions.</param>
+public sealed record PatientContext(int? Age, IReadOnlyList<MedicationUse> Medications, IReadOnlySet<string> ConditionCodes, DateOnly Today);
 
 /// <summary>The request lacks patient data the service needs and cannot fetch (CDS Hooks 2.0: HTTP 412).</summary>
 public sealed class MissingPatientDataException(IReadOnlyList<string> prefetchKeys)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using CdsHooks.Engine.Hooks;
+using CdsHooks.Engine.Knowledge;
 using Hl7.Fhir.Model;
 
 namespace CdsHooks.Engine.Patients;
@@ -14,11 +15,12 @@ public static class PatientContextBuilder
 
     /// <summary>The medications being ordered in this call.</summary>
     public static IReadOnlyList<MedicationUse> NewMedications(HookRequest request) =>
-        [.. request.NewOrders.OfType<MedicationRequest>().Select(m => Describe(m, isNew: true))];
+        [.. request.NewOrders.OfType<MedicationRequest>().Select(m => Describe(m, MedicationStatus.New))];
 
     /// <summary>Builds the patient's context from prefetch. The patient and their medications are required; a key
     /// that is absent or that the client failed to fetch (an OperationOutcome) cannot be replaced yet, so the call
-    /// fails with <see cref="MissingPatientDataException"/> (HTTP 412). A key that is <c>null</c> means "none".</summary>
+    /// fails with <see cref="MissingPatientDataException"/> (HTTP 412). A key that is <c>null</c> means "none".
+    /// Conditions and stopped medications are optional: without them, rules that need them stay silent.</summary>
     public static PatientContext Build(HookRequest request, IReadOnlyList<MedicationUse> newMedications, DateOnly today)
     {
         var patient = request.PrefetchFor(PrefetchKeys.Patient);
@@ -30,15 +32,29 @@ public static class PatientContextBuilder
         if (missing.Count > 0) throw new MissingPatientDataException(missing);
 
         var newIds = request.NewOrders.Select(o => o.Id).Where(id => id is not null).ToHashSet();
-        var current = new List<MedicationUse>(newMedications);
+        var all = new List<MedicationUse>(newMedications);
 
         // Draft orders that are not selected are about to be ordered too: they count as the patient's medications.
-        current.AddRange(request.OtherDraftOrders.OfType<MedicationRequest>().Select(m => Describe(m, isNew: false)));
-        current.AddRange(Resources<MedicationRequest>(medications)
-            .Where(m => IsCurrent(m) && !newIds.Contains(m.Id)) // a client may list the draft order itself
-            .Select(m => Describe(m, isNew: false)));
+        all.AddRange(request.OtherDraftOrders.OfType<MedicationRequest>().Select(m => Describe(m, MedicationStatus.Current)));
+        var seen = new HashSet<string?>(newIds);
+        foreach (var key in new[] { PrefetchKeys.Medications, PrefetchKeys.StoppedMedications })
+        {
+            foreach (var m in Resources<MedicationRequest>(request.PrefetchFor(key)))
+            {
+                // A client may list the draft order itself, or the same order under both keys.
+                if (m.Id is not null && !seen.Add(m.Id)) continue;
+                if (StatusOf(m) is { } status) all.Add(Describe(m, status));
+            }
+        }
 
-        return new PatientContext(AgeOf(patient.Resource as Patient, today), current);
+        var conditions = Resources<Condition>(request.PrefetchFor(PrefetchKeys.Conditions))
+            .Where(IsActive)
+            .SelectMany(c => c.Code?.Coding ?? [])
+            .Where(c => c.System is not null && c.Code is not null)
+            .Select(c => ConditionGroup.Key(c.System!, c.Code!))
+            .ToHashSet(StringComparer.Ordinal);
+
+        return new PatientContext(AgeOf(patient.Resource as Patient, today), all, conditions, today);
     }
 
     /// <summary>Age in whole years. A partial birth date ("1946" or "1946-03") is read as its earliest day, so an
@@ -56,12 +72,27 @@ public static class PatientContextBuilder
         return age < 0 ? null : age;
     }
 
-    // Active and on-hold requests are current (on-hold ones may resume at any time); proposals and options are not orders.
-    private static bool IsCurrent(MedicationRequest request)
+    // Active and on-hold requests are current (on-hold ones may resume at any time); stopped and completed ones
+    // matter only to rules that look back; cancelled, entered-in-error, draft and unknown ones were never taken.
+    // Proposals and options are not orders.
+    private static MedicationStatus? StatusOf(MedicationRequest request)
     {
-        var status = request.StatusElement?.JsonValue as string;
         var intent = request.IntentElement?.JsonValue as string;
-        return status is "active" or "on-hold" && intent is not ("proposal" or "option");
+        if (intent is "proposal" or "option") return null;
+        return (request.StatusElement?.JsonValue as string) switch
+        {
+            "active" or "on-hold" => MedicationStatus.Current,
+            "stopped" or "completed" => MedicationStatus.Stopped,
+            _ => null,
+        };
+    }
+
+    private static bool IsActive(Condition condition)
+    {
+        var clinical = condition.ClinicalStatus?.Coding.FirstOrDefault()?.Code;
+        var verification = condition.VerificationStatus?.Coding.FirstOrDefault()?.Code;
+        return clinical is null or "active" or "recurrence" or "relapse"
+            && verification is not ("refuted" or "entered-in-error");
     }
 
     private static IEnumerable<T> Resources<T>(Prefetched prefetched) where T : Resource => prefetched.Resource switch
@@ -71,7 +102,7 @@ public static class PatientContextBuilder
         _ => [],
     };
 
-    private static MedicationUse Describe(MedicationRequest request, bool isNew)
+    private static MedicationUse Describe(MedicationRequest request, MedicationStatus status)
     {
         var concept = request.Medication switch
         {
@@ -86,11 +117,13 @@ public static class PatientContextBuilder
             .Select(c => c.Code!)
             .Distinct()
             .ToList() ?? [];
-        var display = concept?.Text ?? concept?.Coding.FirstOrDefault(c => c.Display is not null)?.Display ?? "Unnamed medication";
-        return new MedicationUse(display, codes, DoseOf(request), isNew, request.Id);
+        var names = new[] { concept?.Text }.Concat(concept?.Coding.Select(c => c.Display) ?? []).OfType<string>().ToList();
+        var display = names.FirstOrDefault() ?? "Unnamed medication";
+        return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(request), Dosing.DailyDose(request.DosageInstruction),
+            status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, request.Id);
     }
 
-    private static string? DoseOf(MedicationRequest request)
+    private static string? DoseText(MedicationRequest request)
     {
         var dosage = request.DosageInstruction.FirstOrDefault();
         if (dosage is null) return null;
@@ -99,4 +132,20 @@ public static class PatientContextBuilder
             ? $"{value.ToString(CultureInfo.InvariantCulture)} {q.Unit ?? q.Code}".Trim()
             : null;
     }
+
+    // The last day taken: the end of the dosing bounds or of the dispense validity. When the EHR gives neither, the
+    // order date is a lower bound, which is still enough to place a recent stop inside a look-back window.
+    private static DateOnly? StoppedOn(MedicationRequest request)
+    {
+        var ends = request.DosageInstruction
+            .Select(d => (d.Timing?.Repeat?.Bounds as Period)?.End)
+            .Append(request.DispenseRequest?.ValidityPeriod?.End)
+            .Append(request.AuthoredOn);
+        return ends.Select(ParseDate).FirstOrDefault(d => d is not null);
+    }
+
+    private static DateOnly? ParseDate(string? value) =>
+        value is { Length: >= 10 } && DateOnly.TryParseExact(value[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)
+            ? date
+            : null;
 }

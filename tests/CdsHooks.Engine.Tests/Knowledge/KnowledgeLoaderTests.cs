@@ -29,8 +29,8 @@ public sealed class KnowledgeLoaderTests : IDisposable
 
         var rule = Assert.Single(knowledge.Rules, r => r.Id == "mirtazapine-benzodiazepine");
         Assert.Equal(Indicator.Warning, rule.Indicator);
-        Assert.Contains("2598", rule.DrugB.Ingredients.Keys);   // clonazepam
-        Assert.Contains("6470", rule.DrugB.Ingredients.Keys);   // lorazepam
+        Assert.True(Rule.InAny(rule.SideB, "2598"));            // clonazepam
+        Assert.True(Rule.InAny(rule.SideB, "6470"));            // lorazepam
         Assert.Equal("clonazepam", Assert.Single(knowledge.IngredientsOf("206157")).Name); // Klonopin 0.5 mg SBD
         Assert.Equal("mirtazapine", Assert.Single(knowledge.IngredientsOf("283406")).Name); // 15 mg ODT
         Assert.Empty(knowledge.IngredientsOf("29046"));         // lisinopril: in no group
@@ -40,7 +40,7 @@ public sealed class KnowledgeLoaderTests : IDisposable
     public void MultiIngredientProductResolvesToEveryIngredient()
     {
         var knowledge = KnowledgeLoader.Load(Repository.Cards);
-        var combination = knowledge.Groups.Values
+        var combination = knowledge.DrugGroups.Values
             .SelectMany(g => g.Products.Keys)
             .First(code => knowledge.IngredientsOf(code).Count > 1);
 
@@ -48,11 +48,17 @@ public sealed class KnowledgeLoaderTests : IDisposable
     }
 
     [Theory]
-    [InlineData("b: benzodiazepines", "b: benzos", "drugs.b", "no value set named 'benzos'")]
-    [InlineData("indicator: warning\nsummary", "indicator: severe\nsummary", "indicator", "not a CDS Hooks indicator")]
+    [InlineData("b: [benzodiazepines]", "b: [benzos]", "drugs.b", "no value set named 'benzos'")]
+    [InlineData("b: [benzodiazepines]", "b: [copd]", "drugs.b", "is a condition value set")]
+    [InlineData("condition: [liver-disease]", "condition: [opioids]", "factors[3].when.condition", "is a drug value set")]
+    [InlineData("- id: older-adult\n    when: { ageAtLeast: 65 }", "- id: older-adult\n    when: {}", "factors[0].when", "at least one of")]
+    [InlineData("dailyDoseAbove: { side: b,", "dailyDoseAbove: { side: c,", "factors[4].when.dailyDoseAbove.side", "a or b")]
+    [InlineData("new: [\"311725 15 mg/day\"]", "new: [\"311725 fifteen mg\"]", "examples[0].new[0]", "RxNorm code")]
+    [InlineData("severity: major", "severity: serious", "severity", "contraindicated")]
+    [InlineData("severity: major\nindicator: warning", "severity: major\nindicator: severe", "indicator", "not a CDS Hooks indicator")]
     [InlineData("    url: https://doi.org/10.1111/jgs.18372", "    url: see the paper", "sources[1].url", "absolute")]
     [InlineData("    source: beers-2023", "    source: beers-2019", "factors[0].source", "beers-2019")]
-    [InlineData("version: 1\n", "", "version", "version")]
+    [InlineData("version: 2\n", "", "version", "version")]
     [InlineData("summary: \"{a} + {b}: additive", "summary: \"{a} + {b}: a summary far too long for any EHR banner, padded out with words until it cannot fit in one hundred and forty characters: additive", "summary", "fewer than 140")]
     public void BrokenRuleFileIsRefusedWithFileAndField(string find, string replace, string field, string message)
     {
@@ -118,7 +124,7 @@ public sealed class KnowledgeLoaderTests : IDisposable
     public void UnverifiedIngredientsAreLeftOutOfTheValueSets()
     {
         var knowledge = KnowledgeLoader.Load(Repository.Cards);
-        var names = knowledge.Groups.Values.SelectMany(g => g.Ingredients.Values).Select(i => i.Name).ToHashSet();
+        var names = knowledge.DrugGroups.Values.SelectMany(g => g.Ingredients.Values).Select(i => i.Name).ToHashSet();
 
         Assert.Contains("ritonavir", names);
         Assert.DoesNotContain("cobicistat", names);

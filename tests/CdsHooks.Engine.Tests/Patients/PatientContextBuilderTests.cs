@@ -55,7 +55,7 @@ public class PatientContextBuilderTests
     {
         var context = Build(Request(n => n["prefetch"]!["medications"]!["entry"]![0]!["resource"]!["status"] = status));
 
-        Assert.DoesNotContain(context.Medications, m => !m.IsNew);
+        Assert.DoesNotContain(context.Medications, m => m.Status == MedicationStatus.Current);
     }
 
     [Fact]

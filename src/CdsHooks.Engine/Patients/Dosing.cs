@@ -1,0 +1,69 @@
+using Hl7.Fhir.Model;
+
+namespace CdsHooks.Engine.Patients;
+
+/// <summary>Daily dose from FHIR <c>dosageInstruction</c>: dose quantity (or the high end of a range) times the
+/// administrations per day from <c>timing.repeat</c> (frequency, or frequencyMax when given, per period and unit),
+/// summed over instructions. An as-needed instruction with <c>maxDosePerPeriod</c> counts at that maximum. Null
+/// when the instructions do not say enough, or mix units.</summary>
+public static class Dosing
+{
+    public static DailyDose? DailyDose(IEnumerable<Dosage> instructions)
+    {
+        decimal total = 0;
+        string? unit = null;
+        foreach (var dosage in instructions)
+        {
+            var (amount, doseUnit) = PerDay(dosage);
+            if (amount is null || doseUnit is null) return null;
+            if (unit is not null && !string.Equals(unit, doseUnit, StringComparison.OrdinalIgnoreCase)) return null;
+            unit = doseUnit;
+            total += amount.Value;
+        }
+
+        return unit is null ? null : new DailyDose(total, unit);
+    }
+
+    private static (decimal? Amount, string? Unit) PerDay(Dosage dosage)
+    {
+        if (dosage.AsNeeded is FhirBoolean { Value: true } or CodeableConcept && dosage.MaxDosePerPeriod is { } max)
+        {
+            return (Amount(max.Numerator) * PerDayFactor(max.Denominator), UnitOf(max.Numerator));
+        }
+
+        var dose = dosage.DoseAndRate.Select(d => d.Dose switch
+        {
+            Quantity q => q,
+            Hl7.Fhir.Model.Range r => r.High,
+            _ => null,
+        }).OfType<Quantity>().FirstOrDefault();
+        var repeat = dosage.Timing?.Repeat;
+        if (dose?.Value is null || repeat is null) return (null, null);
+
+        var times = (decimal)(repeat.FrequencyMax ?? repeat.Frequency ?? 1);
+        var period = repeat.Period ?? 1;
+        decimal? perDay = repeat.PeriodUnit switch
+        {
+            Timing.UnitsOfTime.H => times * 24 / period,
+            Timing.UnitsOfTime.Min => times * 24 * 60 / period,
+            Timing.UnitsOfTime.D => times / period,
+            Timing.UnitsOfTime.Wk => times / (7 * period),
+            Timing.UnitsOfTime.Mo => times / (30 * period),
+            null when repeat.When.Any() => repeat.When.Count(), // "at bedtime": once per named time of day
+            _ => null,
+        };
+        return (dose.Value * perDay, UnitOf(dose));
+    }
+
+    private static decimal? Amount(Quantity? q) => q?.Value;
+
+    private static string? UnitOf(Quantity? q) => q?.Code ?? q?.Unit;
+
+    private static decimal? PerDayFactor(Quantity? period) => (period?.Value, period?.Code ?? period?.Unit) switch
+    {
+        ({ } v, "d" or "day" or "days") when v > 0 => 1 / v,
+        ({ } v, "h" or "hour" or "hours") when v > 0 => 24 / v,
+        ({ } v, "wk" or "week" or "weeks") when v > 0 => 1 / (7 * v),
+        _ => null,
+    };
+}

@@ -1,0 +1,65 @@
+using CdsHooks.Engine.Patients;
+using Hl7.Fhir.Model;
+
+namespace CdsHooks.Engine.Tests.Patients;
+
+public class DosingTests
+{
+    private static Dosage Dose(decimal value, string unit, int frequency = 1, decimal period = 1,
+        Timing.UnitsOfTime periodUnit = Timing.UnitsOfTime.D) => new()
+        {
+            DoseAndRate = [new Dosage.DoseAndRateComponent { Dose = new Quantity(value, unit) }],
+            Timing = new Timing { Repeat = new Timing.RepeatComponent { Frequency = frequency, Period = period, PeriodUnit = periodUnit } },
+        };
+
+    [Fact]
+    public void TwiceDailyDoseIsDoubled() =>
+        Assert.Equal(new DailyDose(1m, "mg"), Dosing.DailyDose([Dose(0.5m, "mg", frequency: 2)]));
+
+    [Fact]
+    public void EveryEightHoursIsThreeTimesADay() =>
+        Assert.Equal(new DailyDose(3m, "mg"), Dosing.DailyDose([Dose(1m, "mg", period: 8, periodUnit: Timing.UnitsOfTime.H)]));
+
+    [Fact]
+    public void SplitInstructionsAreSummed() =>
+        Assert.Equal(new DailyDose(1.5m, "mg"), Dosing.DailyDose([Dose(0.5m, "mg"), Dose(1m, "mg")]));
+
+    [Fact]
+    public void RangeCountsAtItsHighEnd()
+    {
+        var dosage = Dose(1m, "mg");
+        dosage.DoseAndRate[0].Dose = new Hl7.Fhir.Model.Range { Low = new Quantity(15, "mg"), High = new Quantity(30, "mg") };
+
+        Assert.Equal(new DailyDose(30m, "mg"), Dosing.DailyDose([dosage]));
+    }
+
+    [Fact]
+    public void AsNeededCountsAtItsMaximumPerPeriod()
+    {
+        var dosage = Dose(0.5m, "mg");
+        dosage.AsNeeded = new FhirBoolean(true);
+        dosage.MaxDosePerPeriod = new Ratio(new Quantity(2, "mg"), new Quantity(1, "d"));
+
+        Assert.Equal(new DailyDose(2m, "mg"), Dosing.DailyDose([dosage]));
+    }
+
+    [Fact]
+    public void AtBedtimeWithoutAFrequencyIsOncePerNamedTime()
+    {
+        var dosage = new Dosage
+        {
+            DoseAndRate = [new Dosage.DoseAndRateComponent { Dose = new Quantity(15, "mg") }],
+            Timing = new Timing { Repeat = new Timing.RepeatComponent { When = [Timing.EventTiming.HS] } },
+        };
+
+        Assert.Equal(new DailyDose(15m, "mg"), Dosing.DailyDose([dosage]));
+    }
+
+    [Fact]
+    public void MixedUnitsOrMissingTimingGiveNoDose()
+    {
+        Assert.Null(Dosing.DailyDose([Dose(0.5m, "mg"), Dose(1m, "tablet")]));
+        Assert.Null(Dosing.DailyDose([new Dosage { DoseAndRate = [new Dosage.DoseAndRateComponent { Dose = new Quantity(1, "mg") }] }]));
+        Assert.Null(Dosing.DailyDose([]));
+    }
+}
