@@ -1,4 +1,5 @@
 using CdsHooks.Api.Errors;
+using CdsHooks.Api.Fhir;
 using CdsHooks.Api.Hooks;
 using CdsHooks.Api.Knowledge;
 using CdsHooks.Api.Logging;
@@ -13,6 +14,7 @@ try
     var builder = WebApplication.CreateBuilder(args);
     builder.AddLogging();
     builder.AddKnowledge();
+    builder.AddFhirServerAccess();
     builder.AddErrorHandling();
     builder.AddCdsHooks();
 

@@ -1,4 +1,5 @@
 using CdsHooks.Engine.Evaluation;
+using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Knowledge;
 using CdsHooks.Engine.Patients;
@@ -7,21 +8,28 @@ namespace CdsHooks.Engine;
 
 /// <summary>The clinical engine behind every hook: from a validated request to the cards. No ASP.NET here, so the
 /// CLI and the benchmarks run exactly what the service runs.</summary>
-public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time)
+/// <param name="fetcher">Completes missing prefetch from the EHR's FHIR server; without it, only prefetch is used.</param>
+public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, PatientDataFetcher? fetcher = null)
 {
     private readonly Evaluator _evaluator = new(knowledge);
 
     public KnowledgeBase Knowledge { get; } = knowledge;
 
     /// <exception cref="MissingPatientDataException">A rule concerns a new order but the patient's data is missing.</exception>
-    public CdsResponse Evaluate(HookRequest request)
+    public async Task<CdsResponse> EvaluateAsync(HookRequest request, CancellationToken cancellationToken = default)
     {
-        var newMedications = PatientContextBuilder.NewMedications(request);
-        if (!_evaluator.AnyRuleConcerns(newMedications)) return CdsResponse.Empty;
+        // When no new order contains a drug any rule names, nothing can fire: no patient data is needed. An order
+        // whose drug is a reference not yet resolved is unknown, not harmless, so it needs the data too.
+        var local = PatientData.FromRequest(request);
+        var ordered = PatientContextBuilder.NewMedications(request, local.Medications);
+        if (!_evaluator.AnyRuleConcerns(ordered) && !ordered.Any(m => m.UnresolvedReference is not null)) return CdsResponse.Empty;
 
+        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, cancellationToken);
+        var newMedications = PatientContextBuilder.NewMedications(request, data.Medications);
         var today = DateOnly.FromDateTime(time.GetLocalNow().Date);
-        var patient = PatientContextBuilder.Build(request, newMedications, today);
-        return Respond(_evaluator.Evaluate(patient));
+        var patient = PatientContextBuilder.Build(request, data, newMedications, today);
+        var response = Respond(_evaluator.Evaluate(patient));
+        return NotChecked(patient, data) is { } card ? new CdsResponse([.. response.Cards, card]) : response;
     }
 
     /// <summary>Cards for the problems found, filtered and capped by the site's settings.</summary>
@@ -33,5 +41,41 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time)
             .Where(c => c.Indicator >= settings.MinimumIndicator)
             .OrderByDescending(c => c.Indicator)
             .Take(settings.MaxCards)]);
+    }
+
+    // Optional data that could not be had (conditions, stopped medications, a referenced Medication) is said on an
+    // info card, but only when a rule that the new orders trigger would have used it: silence must mean "checked".
+    private Card? NotChecked(PatientContext patient, PatientData data)
+    {
+        var rules = patient.Medications.Where(m => m.IsNew)
+            .SelectMany(m => _evaluator.Resolve(m).Ingredients)
+            .SelectMany(i => Knowledge.RulesFor(i.Code))
+            .Distinct()
+            .ToList();
+        var gaps = new List<string>();
+        foreach (var (key, reason) in data.Problems)
+        {
+            var relevant = key switch
+            {
+                PrefetchKeys.Conditions => rules.Exists(r => r.ExcludedConditions.Count > 0 || r.Factors.Any(f => f.Conditions.Count > 0)),
+                PrefetchKeys.StoppedMedications => rules.Exists(r => r.StoppedWithinDays is not null),
+                PrefetchKeys.MedicationStatements => rules.Count > 0,
+                _ => key.StartsWith("Medication/", StringComparison.Ordinal),
+            };
+            if (relevant) gaps.Add(key.StartsWith("Medication/", StringComparison.Ordinal) ? $"a referenced medication ({reason})" : $"{key} ({reason})");
+        }
+
+        var unknown = patient.Medications.Count(m => m.IsNew && m.UnresolvedReference is not null);
+        if (unknown > 0) gaps.Add($"{unknown} ordered medication(s) that could not be identified");
+        if (gaps.Count == 0) return null;
+
+        var summary = "Not fully checked: " + string.Join("; ", gaps);
+        return new Card(
+            Guid.NewGuid().ToString(),
+            summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…",
+            Indicator.Info,
+            new Source("Medication safety service"),
+            "The EHR did not provide, and its FHIR server could not return, some of the patient's data: " +
+            string.Join("; ", gaps) + ". Interactions that depend on it were not checked; the other cards stand.");
     }
 }

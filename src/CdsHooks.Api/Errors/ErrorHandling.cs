@@ -78,13 +78,13 @@ public sealed class CdsExceptionHandler(IProblemDetailsService problems, ILogger
     {
         var outcome = new OperationOutcome
         {
-            Issue = [.. missing.PrefetchKeys.Select(key => new OperationOutcome.IssueComponent
+            Issue = [.. missing.Reasons.Select(pair => new OperationOutcome.IssueComponent
             {
                 Severity = OperationOutcome.IssueSeverity.Error,
                 Code = OperationOutcome.IssueType.Incomplete,
-                Diagnostics = $"Prefetch '{key}' ({PrefetchKeys.Templates[key]}) is missing or failed, and the service " +
-                    "cannot query the EHR's FHIR server for it.",
-                Expression = [$"prefetch.{key}"],
+                Diagnostics = $"Prefetch '{pair.Key}' ({PrefetchKeys.Templates[pair.Key]}) is missing or failed, and the " +
+                    $"EHR's FHIR server could not provide it: {pair.Value}.",
+                Expression = [$"prefetch.{pair.Key}"],
             })],
         };
         context.Response.StatusCode = StatusCodes.Status412PreconditionFailed;

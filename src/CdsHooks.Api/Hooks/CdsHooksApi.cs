@@ -50,7 +50,7 @@ public static class CdsHooksApi
         diagnostics.Set("Hook", service.Hook);
         diagnostics.Set("HookInstance", hookRequest.HookInstance);
 
-        var response = engine.Evaluate(hookRequest);
+        var response = await engine.EvaluateAsync(hookRequest, cancellationToken);
         diagnostics.Set("CardCount", response.Cards.Count);
         return TypedResults.Ok(response);
     }

@@ -33,7 +33,10 @@ public static class KnowledgeExtensions
         builder.Services.AddSingleton(services => KnowledgeLoader.Load(
             services.GetRequiredService<IOptions<KnowledgeOptions>>().Value.FullPath,
             services.GetRequiredService<IOptions<SiteSettings>>().Value));
-        builder.Services.AddSingleton<CdsEngine>();
+        builder.Services.AddSingleton(services => new CdsEngine(
+            services.GetRequiredService<KnowledgeBase>(),
+            services.GetRequiredService<TimeProvider>(),
+            services.GetRequiredService<CdsHooks.Engine.Fhir.PatientDataFetcher>()));
         builder.Services.AddHostedService<KnowledgeStartup>();
     }
 }

@@ -31,11 +31,17 @@ public static class PrefetchKeys
     public const string Medications = "medications";
     public const string Conditions = "conditions";
     public const string StoppedMedications = "stoppedMedications";
+    public const string MedicationStatements = "medicationStatements";
+
+    /// <summary>Without these the service cannot check anything (HTTP 412 when they cannot be had); without the
+    /// others, the rules that need them stay silent.</summary>
+    public static IReadOnlyList<string> Required { get; } = [Patient, Medications];
 
     public static IReadOnlyDictionary<string, string> Templates { get; } = new Dictionary<string, string>
     {
         [Patient] = "Patient/{{context.patientId}}",
         [Medications] = "MedicationRequest?patient={{context.patientId}}&status=active",
+        [MedicationStatements] = "MedicationStatement?patient={{context.patientId}}&status=active,intended",
         [Conditions] = "Condition?patient={{context.patientId}}&clinical-status=active",
         // For rules that look back (an MAOI stopped within 14 days still counts).
         [StoppedMedications] = "MedicationRequest?patient={{context.patientId}}&status=stopped,completed&_sort=-authoredon&_count=50",

@@ -9,12 +9,22 @@ public sealed record HookRequest(
     string PatientId,
     string? EncounterId,
     string? FhirServer,
-    bool HasFhirAuthorization,
+    FhirAuthorization? FhirAuthorization,
     IReadOnlyList<Resource> NewOrders,
     IReadOnlyList<Resource> OtherDraftOrders,
     IReadOnlyDictionary<string, Prefetched> Prefetch)
 {
     public Prefetched PrefetchFor(string key) => Prefetch.TryGetValue(key, out var p) ? p : Prefetched.Absent;
+}
+
+/// <summary>The EHR's access token for its FHIR server. Used only against that server, never logged: the type
+/// prints as redacted so that no log line or exception message can carry the token.</summary>
+public sealed class FhirAuthorization(string accessToken, string tokenType)
+{
+    public string AccessToken { get; } = accessToken;
+    public string TokenType { get; } = tokenType;
+
+    public override string ToString() => "FhirAuthorization(redacted)";
 }
 
 public enum PrefetchState

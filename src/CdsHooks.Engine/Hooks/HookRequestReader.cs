@@ -29,11 +29,7 @@ public static class HookRequestReader
             issues.Add(new RequestIssue("fhirServer", "invalid-value", "fhirServer must be an absolute URL."));
         }
 
-        var hasAuthorization = root.TryGetProperty("fhirAuthorization", out var auth) && auth.ValueKind != JsonValueKind.Null;
-        if (hasAuthorization && auth.ValueKind != JsonValueKind.Object)
-        {
-            issues.Add(new RequestIssue("fhirAuthorization", "invalid-type", "fhirAuthorization must be an object."));
-        }
+        var authorization = ReadAuthorization(root, issues);
 
         string? patientId = null, encounterId = null;
         IReadOnlyList<Resource> newOrders = [], otherDrafts = [];
@@ -60,8 +56,29 @@ public static class HookRequestReader
         var prefetch = ReadPrefetch(root, issues);
         if (issues.Count > 0) throw new InvalidHookRequestException(issues);
 
-        return new HookRequest(service, hookInstance!, patientId!, encounterId, fhirServer, hasAuthorization,
+        return new HookRequest(service, hookInstance!, patientId!, encounterId, fhirServer, authorization,
             newOrders, otherDrafts, prefetch);
+    }
+
+    // CDS Hooks 2.0 fhirAuthorization: access_token and token_type ("Bearer") are required; the rest is not used.
+    private static FhirAuthorization? ReadAuthorization(JsonElement root, List<RequestIssue> issues)
+    {
+        if (!root.TryGetProperty("fhirAuthorization", out var auth) || auth.ValueKind == JsonValueKind.Null) return null;
+        if (auth.ValueKind != JsonValueKind.Object)
+        {
+            issues.Add(new RequestIssue("fhirAuthorization", "invalid-type", "fhirAuthorization must be an object."));
+            return null;
+        }
+
+        var token = RequiredString(auth, "access_token", "fhirAuthorization.access_token", issues);
+        var type = RequiredString(auth, "token_type", "fhirAuthorization.token_type", issues);
+        if (type is not null && !type.Equals("Bearer", StringComparison.OrdinalIgnoreCase))
+        {
+            issues.Add(new RequestIssue("fhirAuthorization.token_type", "invalid-value", "token_type must be Bearer."));
+            return null;
+        }
+
+        return token is null || type is null ? null : new FhirAuthorization(token, type);
     }
 
     private static (IReadOnlyList<Resource> New, IReadOnlyList<Resource> Other) ReadOrders(

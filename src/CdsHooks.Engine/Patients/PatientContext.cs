@@ -21,6 +21,8 @@ public sealed record DailyDose(decimal Amount, string Unit);
 /// <param name="Text">All the names the EHR gave it, for matching a medication that arrives without a known code.</param>
 /// <param name="Dose">The dosage as written, if any.</param>
 /// <param name="StoppedOn">For stopped medications, the last day it was taken when the EHR says so.</param>
+/// <param name="UnresolvedReference">A <c>medicationReference</c> that could not be resolved to a Medication: the
+/// drug is unknown, which is not the same as known to be harmless.</param>
 public sealed record MedicationUse(
     string Display,
     IReadOnlyList<string> RxNormCodes,
@@ -29,7 +31,8 @@ public sealed record MedicationUse(
     DailyDose? DailyDose,
     MedicationStatus Status,
     DateOnly? StoppedOn,
-    string? ResourceId)
+    string? ResourceId,
+    string? UnresolvedReference = null)
 {
     public bool IsNew => Status == MedicationStatus.New;
 }
@@ -39,9 +42,12 @@ public sealed record MedicationUse(
 /// <param name="ConditionCodes">Normalised "system|code" keys of the patient's active conditions.</param>
 public sealed record PatientContext(int? Age, IReadOnlyList<MedicationUse> Medications, IReadOnlySet<string> ConditionCodes, DateOnly Today);
 
-/// <summary>The request lacks patient data the service needs and cannot fetch (CDS Hooks 2.0: HTTP 412).</summary>
-public sealed class MissingPatientDataException(IReadOnlyList<string> prefetchKeys)
-    : Exception("Required patient data is missing: " + string.Join(", ", prefetchKeys))
+/// <summary>The request lacks patient data the service needs and cannot fetch (CDS Hooks 2.0: HTTP 412): prefetch
+/// key to the reason it could not be had.</summary>
+public sealed class MissingPatientDataException(IReadOnlyDictionary<string, string> reasons)
+    : Exception("Required patient data is missing: " + string.Join(", ", reasons.Keys))
 {
-    public IReadOnlyList<string> PrefetchKeys { get; } = prefetchKeys;
+    public IReadOnlyDictionary<string, string> Reasons { get; } = reasons;
+
+    public IReadOnlyList<string> PrefetchKeys => [.. Reasons.Keys];
 }

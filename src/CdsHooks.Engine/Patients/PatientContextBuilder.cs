@@ -1,4 +1,5 @@
 using System.Globalization;
+using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Knowledge;
 using Hl7.Fhir.Model;
@@ -13,48 +14,51 @@ public static class PatientContextBuilder
         "urn:oid:2.16.840.1.113883.6.88",
     ];
 
-    /// <summary>The medications being ordered in this call.</summary>
-    public static IReadOnlyList<MedicationUse> NewMedications(HookRequest request) =>
-        [.. request.NewOrders.OfType<MedicationRequest>().Select(m => Describe(m, MedicationStatus.New))];
+    /// <summary>The medications being ordered in this call; <paramref name="medications"/> resolves
+    /// <c>medicationReference</c>s ("Medication/123") to Medication resources known so far.</summary>
+    public static IReadOnlyList<MedicationUse> NewMedications(HookRequest request, IReadOnlyDictionary<string, Medication> medications) =>
+        [.. request.NewOrders.OfType<MedicationRequest>().Select(m => Describe(m, MedicationStatus.New, medications))];
 
-    /// <summary>Builds the patient's context from prefetch. The patient and their medications are required; a key
-    /// that is absent or that the client failed to fetch (an OperationOutcome) cannot be replaced yet, so the call
-    /// fails with <see cref="MissingPatientDataException"/> (HTTP 412). A key that is <c>null</c> means "none".
-    /// Conditions and stopped medications are optional: without them, rules that need them stay silent.</summary>
-    public static PatientContext Build(HookRequest request, IReadOnlyList<MedicationUse> newMedications, DateOnly today)
+    /// <summary>Builds the patient's context. The patient and their medications are required: a key the client did
+    /// not provide and the FHIR server could not either fails the call with <see cref="MissingPatientDataException"/>
+    /// (HTTP 412). A key that is <c>null</c> means "none". The other keys are optional: without them, the rules
+    /// that need them stay silent.</summary>
+    public static PatientContext Build(HookRequest request, PatientData data, IReadOnlyList<MedicationUse> newMedications, DateOnly today)
     {
-        var patient = request.PrefetchFor(PrefetchKeys.Patient);
-        var medications = request.PrefetchFor(PrefetchKeys.Medications);
-        var missing = new[] { (PrefetchKeys.Patient, patient), (PrefetchKeys.Medications, medications) }
-            .Where(p => p.Item2.State is PrefetchState.Absent or PrefetchState.Failed)
-            .Select(p => p.Item1)
-            .ToList();
+        var missing = PrefetchKeys.Required
+            .Where(key => data.For(key).State is PrefetchState.Absent or PrefetchState.Failed)
+            .ToDictionary(key => key, key => data.Problems.GetValueOrDefault(key, "missing from prefetch"));
         if (missing.Count > 0) throw new MissingPatientDataException(missing);
 
         var newIds = request.NewOrders.Select(o => o.Id).Where(id => id is not null).ToHashSet();
         var all = new List<MedicationUse>(newMedications);
 
         // Draft orders that are not selected are about to be ordered too: they count as the patient's medications.
-        all.AddRange(request.OtherDraftOrders.OfType<MedicationRequest>().Select(m => Describe(m, MedicationStatus.Current)));
+        all.AddRange(request.OtherDraftOrders.OfType<MedicationRequest>().Select(m => Describe(m, MedicationStatus.Current, data.Medications)));
         var seen = new HashSet<string?>(newIds);
         foreach (var key in new[] { PrefetchKeys.Medications, PrefetchKeys.StoppedMedications })
         {
-            foreach (var m in Resources<MedicationRequest>(request.PrefetchFor(key)))
+            foreach (var m in Resources<MedicationRequest>(data.For(key)))
             {
                 // A client may list the draft order itself, or the same order under both keys.
                 if (m.Id is not null && !seen.Add(m.Id)) continue;
-                if (StatusOf(m) is { } status) all.Add(Describe(m, status));
+                if (StatusOf(m) is { } status) all.Add(Describe(m, status, data.Medications));
             }
         }
 
-        var conditions = Resources<Condition>(request.PrefetchFor(PrefetchKeys.Conditions))
+        all.AddRange(Resources<MedicationStatement>(data.For(PrefetchKeys.MedicationStatements))
+            .Select(m => (Statement: m, Status: StatusOf(m)))
+            .Where(m => m.Status is not null)
+            .Select(m => Describe(m.Statement, m.Status!.Value, data.Medications)));
+
+        var conditions = Resources<Condition>(data.For(PrefetchKeys.Conditions))
             .Where(IsActive)
             .SelectMany(c => c.Code?.Coding ?? [])
             .Where(c => c.System is not null && c.Code is not null)
             .Select(c => ConditionGroup.Key(c.System!, c.Code!))
             .ToHashSet(StringComparer.Ordinal);
 
-        return new PatientContext(AgeOf(patient.Resource as Patient, today), all, conditions, today);
+        return new PatientContext(AgeOf(data.For(PrefetchKeys.Patient).Resource as Patient, today), all, conditions, today);
     }
 
     /// <summary>Age in whole years. A partial birth date ("1946" or "1946-03") is read as its earliest day, so an
@@ -87,6 +91,14 @@ public static class PatientContextBuilder
         };
     }
 
+    // MedicationStatement: active and intended are current; completed and stopped count for look-back windows.
+    private static MedicationStatus? StatusOf(MedicationStatement statement) => (statement.StatusElement?.JsonValue as string) switch
+    {
+        "active" or "intended" => MedicationStatus.Current,
+        "completed" or "stopped" => MedicationStatus.Stopped,
+        _ => null,
+    };
+
     private static bool IsActive(Condition condition)
     {
         var clinical = condition.ClinicalStatus?.Coding.FirstOrDefault()?.Code;
@@ -102,30 +114,48 @@ public static class PatientContextBuilder
         _ => [],
     };
 
-    private static MedicationUse Describe(MedicationRequest request, MedicationStatus status)
-    {
-        var concept = request.Medication switch
-        {
-            CodeableConcept c => c,
-            ResourceReference r when r.Reference?.StartsWith('#') == true =>
-                request.Contained.OfType<Medication>().FirstOrDefault(m => m.Id == r.Reference[1..])?.Code,
-            _ => null,
-        };
+    private static MedicationUse Describe(MedicationRequest request, MedicationStatus status, IReadOnlyDictionary<string, Medication> medications) =>
+        Describe(request.Medication, request.Contained, request.DosageInstruction, status,
+            status == MedicationStatus.Stopped ? StoppedOn(request) : null, request.Id, medications);
 
-        var codes = concept?.Coding
+    private static MedicationUse Describe(MedicationStatement statement, MedicationStatus status, IReadOnlyDictionary<string, Medication> medications) =>
+        Describe(statement.Medication, statement.Contained, statement.Dosage, status,
+            status == MedicationStatus.Stopped ? ParseDate((statement.Effective as Period)?.End ?? (statement.Effective as FhirDateTime)?.Value) : null,
+            statement.Id, medications);
+
+    // medication[x] as EHRs send it: a CodeableConcept (RxNorm anywhere among the codings, or text only), or a
+    // reference to a contained Medication ("#med1") or to one in a Bundle or on the server ("Medication/123"),
+    // whose ingredient list counts too (combination products).
+    private static MedicationUse Describe(DataType? medication, List<Resource> contained, List<Dosage> dosage, MedicationStatus status,
+        DateOnly? stoppedOn, string? id, IReadOnlyDictionary<string, Medication> medications)
+    {
+        var reference = (medication as ResourceReference)?.Reference;
+        var resolved = reference switch
+        {
+            null => null,
+            _ when reference.StartsWith('#') => contained.OfType<Medication>().FirstOrDefault(m => m.Id == reference[1..]),
+            _ => medications.GetValueOrDefault(reference),
+        };
+        var concepts = new List<CodeableConcept>();
+        if (medication is CodeableConcept concept) concepts.Add(concept);
+        if (resolved?.Code is { } code) concepts.Add(code);
+        concepts.AddRange(resolved?.Ingredient.Select(i => i.Item).OfType<CodeableConcept>() ?? []);
+
+        var codes = concepts.SelectMany(c => c.Coding)
             .Where(c => c.System is not null && RxNormSystems.Contains(c.System) && !string.IsNullOrWhiteSpace(c.Code))
             .Select(c => c.Code!)
             .Distinct()
-            .ToList() ?? [];
-        var names = new[] { concept?.Text }.Concat(concept?.Coding.Select(c => c.Display) ?? []).OfType<string>().ToList();
+            .ToList();
+        var names = concepts.SelectMany(c => c.Coding.Select(x => x.Display).Prepend(c.Text)).OfType<string>()
+            .Append((medication as ResourceReference)?.Display).OfType<string>().ToList();
         var display = names.FirstOrDefault() ?? "Unnamed medication";
-        return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(request), Dosing.DailyDose(request.DosageInstruction),
-            status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, request.Id);
+        return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(dosage), Dosing.DailyDose(dosage),
+            status, stoppedOn, id, reference is not null && resolved is null && codes.Count == 0 ? reference : null);
     }
 
-    private static string? DoseText(MedicationRequest request)
+    private static string? DoseText(List<Dosage> instructions)
     {
-        var dosage = request.DosageInstruction.FirstOrDefault();
+        var dosage = instructions.FirstOrDefault();
         if (dosage is null) return null;
         if (!string.IsNullOrWhiteSpace(dosage.Text)) return dosage.Text;
         return dosage.DoseAndRate.Select(d => d.Dose).OfType<Quantity>().FirstOrDefault() is { Value: { } value } q

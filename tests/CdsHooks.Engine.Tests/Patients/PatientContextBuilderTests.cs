@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Patients;
 using CdsHooks.Tests;
@@ -32,8 +33,11 @@ public class PatientContextBuilderTests
         return HookRequestReader.Read(document.RootElement, HookCatalog.Find("medication-safety-order-sign")!);
     }
 
-    private static PatientContext Build(HookRequest request) =>
-        PatientContextBuilder.Build(request, PatientContextBuilder.NewMedications(request), Today);
+    private static PatientContext Build(HookRequest request)
+    {
+        var data = PatientData.FromRequest(request);
+        return PatientContextBuilder.Build(request, data, PatientContextBuilder.NewMedications(request, data.Medications), Today);
+    }
 
     [Fact]
     public void ActiveMedicationsAndTheNewOrderMakeTheMedicationList()
@@ -107,5 +111,57 @@ public class PatientContextBuilderTests
         var context = Build(Request(n => n["prefetch"]!["medications"] = null));
 
         Assert.All(context.Medications, m => Assert.True(m.IsNew));
+    }
+
+    [Fact]
+    public void MedicationReferenceResolvesToAMedicationInTheDraftBundleWithItsIngredients()
+    {
+        var context = Build(Request(n =>
+        {
+            var draft = n["context"]!["draftOrders"]!.AsObject();
+            var order = draft["entry"]![0]!["resource"]!.AsObject();
+            order.Remove("medicationCodeableConcept");
+            order["medicationReference"] = new JsonObject { ["reference"] = "Medication/combo" };
+            // A combination product known only by its ingredients.
+            draft["entry"]!.AsArray().Add(JsonNode.Parse("""
+                {"resource":{"resourceType":"Medication","id":"combo","code":{"text":"House combination capsule"},
+                 "ingredient":[{"itemCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"15996"}]}},
+                               {"itemCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"704"}]}}]}}
+                """));
+        }));
+
+        var ordered = Assert.Single(context.Medications, m => m.IsNew);
+        Assert.Equal(["15996", "704"], ordered.RxNormCodes.Order());
+        Assert.Null(ordered.UnresolvedReference);
+    }
+
+    [Fact]
+    public void AReferenceToAMedicationNobodyProvidedIsUnknownNotHarmless()
+    {
+        var context = Build(Request(n =>
+        {
+            var order = n["context"]!["draftOrders"]!["entry"]![0]!["resource"]!.AsObject();
+            order.Remove("medicationCodeableConcept");
+            order["medicationReference"] = new JsonObject { ["reference"] = "Medication/elsewhere" };
+        }));
+
+        Assert.Equal("Medication/elsewhere", Assert.Single(context.Medications, m => m.IsNew).UnresolvedReference);
+    }
+
+    [Theory]
+    [InlineData("active", MedicationStatus.Current)]
+    [InlineData("intended", MedicationStatus.Current)]
+    [InlineData("completed", MedicationStatus.Stopped)]
+    public void MedicationStatementsCountAsCurrentOrStopped(string status, MedicationStatus expected)
+    {
+        var context = Build(Request(n => n["prefetch"]!["medicationStatements"] = JsonNode.Parse("""
+            {"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"MedicationStatement","id":"ms1",
+             "status":"STATUS","subject":{"reference":"Patient/elderly-1"},"effectivePeriod":{"start":"2026-01-01","end":"2026-11-20"},
+             "medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"8123"}]}}}]}
+            """.Replace("STATUS", status, StringComparison.Ordinal))));
+
+        var statement = Assert.Single(context.Medications, m => m.ResourceId == "ms1");
+        Assert.Equal(expected, statement.Status);
+        if (expected == MedicationStatus.Stopped) Assert.Equal(new DateOnly(2026, 11, 20), statement.StoppedOn);
     }
 }

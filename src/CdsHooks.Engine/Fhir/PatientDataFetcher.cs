@@ -1,0 +1,206 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using CdsHooks.Engine.Hooks;
+using Hl7.Fhir.Model;
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CdsHooks.Engine.Fhir;
+
+/// <summary>The patient data a hook call can use: prefetch, completed from the EHR's FHIR server where it was
+/// missing, with the Medication resources that orders refer to, and what could not be had and why.</summary>
+public sealed record PatientData(
+    IReadOnlyDictionary<string, Prefetched> Data,
+    IReadOnlyDictionary<string, Medication> Medications,
+    IReadOnlyDictionary<string, string> Problems)
+{
+    public Prefetched For(string key) => Data.TryGetValue(key, out var p) ? p : Prefetched.Absent;
+
+    /// <summary>What the request itself carries: prefetch, and the Medication resources in its Bundles.</summary>
+    public static PatientData FromRequest(HookRequest request) => new(request.Prefetch, LocalMedications(request), new Dictionary<string, string>());
+
+    internal static Dictionary<string, Medication> LocalMedications(HookRequest request) =>
+        request.NewOrders.Concat(request.OtherDraftOrders)
+            .Concat(request.Prefetch.Values.Select(p => p.Resource).OfType<Bundle>().SelectMany(b => b.Entry).Select(e => e.Resource).OfType<Resource>())
+            .OfType<Medication>()
+            .Where(m => m.Id is not null)
+            .DistinctBy(m => m.Id)
+            .ToDictionary(m => "Medication/" + m.Id);
+}
+
+/// <summary>
+/// Completes prefetch from the EHR's FHIR server: every missing or failed key (and the further pages of a paged
+/// prefetch Bundle) is queried in parallel with the EHR's bearer token, within a per-call timeout and an overall
+/// budget, and the results are cached briefly for the next hook call about the same patient. The token goes only
+/// to the request's own <c>fhirServer</c>, and only if that server is on the allow-list; it is never logged, and
+/// the cache is keyed by its hash.
+/// </summary>
+public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IMemoryCache cache, FhirServerOptions options,
+    ILogger<PatientDataFetcher>? logger = null)
+{
+    public const string HttpClientName = "fhir";
+
+    private readonly ILogger _logger = logger ?? NullLogger<PatientDataFetcher>.Instance;
+
+    public async Task<PatientData> CompleteAsync(HookRequest request, CancellationToken cancellationToken)
+    {
+        var data = new Dictionary<string, Prefetched>(request.Prefetch);
+        var problems = new Dictionary<string, string>();
+        var medications = PatientData.LocalMedications(request);
+        var wanted = PrefetchKeys.Templates.Keys
+            .Where(key => request.PrefetchFor(key).State is PrefetchState.Absent or PrefetchState.Failed || NextLink(request.PrefetchFor(key).Resource) is not null)
+            .ToList();
+        var unresolved = UnresolvedReferences(request, data.Values, medications);
+        if (wanted.Count == 0 && unresolved.Count == 0) return new PatientData(data, medications, problems);
+
+        var refusal = request.FhirServer is null || request.FhirAuthorization is null
+            ? "the request has no fhirServer with fhirAuthorization, and prefetch did not provide it"
+            : options.Refusal(request.FhirServer);
+        if (refusal is not null)
+        {
+            foreach (var key in wanted) problems[key] = NextLink(request.PrefetchFor(key).Resource) is null ? refusal : "further pages: " + refusal;
+            return new PatientData(data, medications, problems);
+        }
+
+        var server = new Server(request.FhirServer!.TrimEnd('/'), request.FhirAuthorization!, request.PatientId);
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(options.Budget);
+
+        var results = await System.Threading.Tasks.Task.WhenAll(wanted.Select(key => FetchKeyAsync(server, key, request.PrefetchFor(key), budget.Token)));
+        foreach (var (key, resource, problem) in results)
+        {
+            if (resource is not null) data[key] = new Prefetched(PrefetchState.Data, resource);
+            if (problem is not null) problems[key] = problem;
+        }
+
+        foreach (var medication in data.Values.Select(p => p.Resource).OfType<Bundle>().SelectMany(b => b.Entry).Select(e => e.Resource).OfType<Medication>())
+        {
+            if (medication.Id is not null) medications.TryAdd("Medication/" + medication.Id, medication);
+        }
+
+        // Orders that name a Medication on the server ("Medication/123") need it read, in parallel, within what is left.
+        unresolved = UnresolvedReferences(request, data.Values, medications);
+        var read = await System.Threading.Tasks.Task.WhenAll(unresolved.Select(reference => ReadMedicationAsync(server, reference, budget.Token)));
+        foreach (var (reference, medication, problem) in read)
+        {
+            if (medication is not null) medications[reference] = medication;
+            else problems[reference] = problem!;
+        }
+
+        return new PatientData(data, medications, problems);
+    }
+
+    private sealed record Server(string Base, FhirAuthorization Authorization, string PatientId)
+    {
+        // The cache key holds a hash of the token, never the token.
+        public string CacheKey(string what) => $"fhir|{Base}|{PatientId}|{Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Authorization.AccessToken)))}|{what}";
+    }
+
+    private async Task<(string Key, Resource? Resource, string? Problem)> FetchKeyAsync(Server server, string key, Prefetched prefetched, CancellationToken cancellationToken)
+    {
+        var cacheKey = server.CacheKey(key);
+        if (cache.TryGetValue(cacheKey, out Resource? cached)) return (key, cached, null);
+
+        try
+        {
+            // A paged prefetch Bundle is completed from its next link; a missing key is queried from its template.
+            var first = prefetched.Resource is Bundle paged && NextLink(paged) is { } next
+                ? paged
+                : await GetAsync(server, server.Base + "/" + PrefetchKeys.Templates[key].Replace("{{context.patientId}}", Uri.EscapeDataString(server.PatientId), StringComparison.Ordinal), cancellationToken);
+            if (first is OperationOutcome) return (key, null, "the FHIR server answered with an OperationOutcome");
+
+            var resource = first is Bundle bundle ? await FollowPagesAsync(server, bundle, cancellationToken) : first;
+            cache.Set(cacheKey, resource, options.CacheDuration);
+            return (key, resource, null);
+        }
+        catch (Exception e)
+        {
+            var reason = Failure(e, cancellationToken);
+            _logger.LogWarning("FHIR query for prefetch key {PrefetchKey} on {FhirHost} failed: {Reason}", key, new Uri(server.Base).Host, reason);
+            return (key, null, reason);
+        }
+    }
+
+    private async Task<Bundle> FollowPagesAsync(Server server, Bundle first, CancellationToken cancellationToken)
+    {
+        var all = new Bundle { Type = first.Type, Entry = [.. first.Entry] };
+        var page = first;
+        for (var pages = 1; NextLink(page) is { } next && pages < options.MaxPages; pages++)
+        {
+            // A next link must stay on the same server: the token must not follow it anywhere else.
+            if (!next.StartsWith(server.Base + "/", StringComparison.OrdinalIgnoreCase) && !next.StartsWith(server.Base + "?", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new FhirFetchException("a next link points away from the FHIR server");
+            }
+
+            page = await GetAsync(server, next, cancellationToken) as Bundle ?? throw new FhirFetchException("a next page is not a Bundle");
+            all.Entry.AddRange(page.Entry);
+        }
+
+        if (NextLink(page) is not null) throw new FhirFetchException($"more than {options.MaxPages} pages");
+        return all;
+    }
+
+    private async Task<(string Reference, Medication? Medication, string? Problem)> ReadMedicationAsync(Server server, string reference, CancellationToken cancellationToken)
+    {
+        var cacheKey = server.CacheKey(reference);
+        if (cache.TryGetValue(cacheKey, out Medication? cached)) return (reference, cached, null);
+        try
+        {
+            var medication = await GetAsync(server, server.Base + "/" + reference, cancellationToken) as Medication
+                ?? throw new FhirFetchException("the reference is not a Medication");
+            cache.Set(cacheKey, medication, options.CacheDuration);
+            return (reference, medication, null);
+        }
+        catch (Exception e)
+        {
+            var reason = Failure(e, cancellationToken);
+            _logger.LogWarning("FHIR read of a referenced Medication on {FhirHost} failed: {Reason}", new Uri(server.Base).Host, reason);
+            return (reference, null, reason);
+        }
+    }
+
+    private async Task<Resource> GetAsync(Server server, string url, CancellationToken cancellationToken)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, url);
+        message.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", server.Authorization.AccessToken);
+        message.Headers.Accept.ParseAdd("application/fhir+json");
+        using var response = await httpClients.CreateClient(HttpClientName).SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        if (response.StatusCode != HttpStatusCode.OK) throw new FhirFetchException($"HTTP {(int)response.StatusCode}");
+
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+        using var document = await JsonDocument.ParseAsync(body, default, cancellationToken);
+        var issues = new List<RequestIssue>();
+        return FhirJson.ReadResource(document.RootElement, "response", issues) ?? throw new FhirFetchException("unreadable FHIR response");
+    }
+
+    // Why a fetch failed, in words fit for a log and an OperationOutcome (never the server's answer itself).
+    private static string Failure(Exception e, CancellationToken budget) => e switch
+    {
+        FhirFetchException f => f.Message,
+        OperationCanceledException when budget.IsCancellationRequested => "timed out (over the FHIR budget)",
+        OperationCanceledException or TimeoutException => "timed out",
+        HttpRequestException => "unreachable",
+        JsonException => "unreadable FHIR response",
+        _ when e.GetType().Name.Contains("Timeout", StringComparison.Ordinal) => "timed out", // the resilience handler's per-call timeout
+        _ => "failed",
+    };
+
+    private static string? NextLink(Resource? resource) =>
+        (resource as Bundle)?.Link.FirstOrDefault(l => l.Relation == "next")?.Url;
+
+    private static List<string> UnresolvedReferences(HookRequest request, IEnumerable<Prefetched> data, Dictionary<string, Medication> known) =>
+        [.. request.NewOrders.Concat(request.OtherDraftOrders)
+            .Concat(data.Select(p => p.Resource).OfType<Bundle>().SelectMany(b => b.Entry).Select(e => e.Resource).OfType<Resource>())
+            .OfType<MedicationRequest>()
+            .Select(m => (m.Medication as ResourceReference)?.Reference)
+            .OfType<string>()
+            .Where(r => r.StartsWith("Medication/", StringComparison.Ordinal) && !r[11..].Contains('/', StringComparison.Ordinal) && !known.ContainsKey(r))
+            .Distinct()];
+}
+
+/// <summary>A FHIR server answer the service cannot use; the message says why without quoting the answer.</summary>
+public sealed class FhirFetchException(string message) : Exception(message);
