@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+
 namespace CdsHooks.Tests;
 
 /// <summary>Finds files of the repository (cards/, samples/) from a test's output directory.</summary>
@@ -8,6 +10,23 @@ public static class Repository
     public static string Cards => Path.Combine(Root, "cards");
 
     public static string Sample(string name) => File.ReadAllText(Path.Combine(Root, "samples", "requests", name));
+
+    /// <summary>A sample request as a mutable JSON tree, for tests that vary it.</summary>
+    public static JsonNode SampleNode(string name) => JsonNode.Parse(Sample(name))!;
+
+    /// <summary>A private copy of cards/ for a test that breaks a file; the caller deletes it.</summary>
+    public static string CopyCards()
+    {
+        var copy = Directory.CreateTempSubdirectory("cards-").FullName;
+        foreach (var file in Directory.GetFiles(Cards, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(copy, Path.GetRelativePath(Cards, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+
+        return copy;
+    }
 
     private static string FindRoot()
     {

@@ -13,7 +13,7 @@ public sealed class BadInputTests(CdsHooksApplication app) : IClassFixture<CdsHo
 
     private readonly HttpClient _client = app.CreateClient();
 
-    private static JsonNode Index() => JsonNode.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"))!;
+    private static JsonNode Index() => Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
 
     private static async Task<JsonNode> Problem(HttpResponseMessage response, HttpStatusCode status)
     {
@@ -121,6 +121,78 @@ public sealed class BadInputTests(CdsHooksApplication app) : IClassFixture<CdsHo
     {
         var response = await _client.GetAsync(new Uri(OrderSign, UriKind.Relative), TestContext.Current.CancellationToken);
 
-        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        await Problem(response, HttpStatusCode.MethodNotAllowed);
+    }
+
+    [Theory]
+    [InlineData("DomainResource")]
+    [InlineData("Resource")]
+    public async Task AbstractResourceTypesAre400(string type)
+    {
+        var request = Index();
+        request["context"]!["draftOrders"]!["entry"]![0]!["resource"]!["resourceType"] = type;
+
+        await Problem(await _client.PostJson(OrderSign, request), HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
+    public async Task APrefetchKeyHoldingTheWrongResourceIs400()
+    {
+        var request = Index();
+        request["prefetch"]!["medications"] = request["prefetch"]!["patient"]!.DeepClone();
+
+        var problem = await Problem(await _client.PostJson(OrderSign, request), HttpStatusCode.BadRequest);
+
+        Assert.Contains("prefetch.medications", Locations(problem));
+    }
+
+    [Fact]
+    public async Task AnotherPatientsRecordInPrefetchIs400()
+    {
+        var request = Index();
+        request["prefetch"]!["patient"]!["id"] = "someone-else";
+
+        var problem = await Problem(await _client.PostJson(OrderSign, request), HttpStatusCode.BadRequest);
+
+        Assert.Contains("prefetch.patient.id", Locations(problem));
+    }
+
+    [Fact]
+    public async Task ANullPatientIsMissingData()
+    {
+        var request = Index();
+        request["prefetch"]!["patient"] = null;
+
+        var response = await _client.PostJson(OrderSign, request);
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task AHookInstanceThatIsNotAnIdentifierIs400()
+    {
+        var request = Index();
+        request["hookInstance"] = new string('x', 129);
+
+        var problem = await Problem(await _client.PostJson(OrderSign, request), HttpStatusCode.BadRequest);
+
+        Assert.Contains("hookInstance", Locations(problem));
+    }
+
+    [Theory]
+    [InlineData("0", "d")]
+    [InlineData("-1", "h")]
+    [InlineData("1e-27", "wk")]
+    public async Task ImpossibleDosageTimingIsReadAsAnUnknownDoseNotA500(string period, string unit)
+    {
+        var request = Index();
+        var repeat = request["context"]!["draftOrders"]!["entry"]![0]!["resource"]!["dosageInstruction"]![0]!["timing"]!["repeat"]!.AsObject();
+        repeat["period"] = JsonNode.Parse(period);
+        repeat["periodUnit"] = unit;
+        repeat.Remove("when");
+
+        var response = await _client.PostJson(OrderSign, request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 }

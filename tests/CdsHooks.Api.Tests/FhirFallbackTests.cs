@@ -23,7 +23,7 @@ public sealed class FhirFallbackTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         _fhir = await FhirTestServer.StartAsync();
-        var sample = JsonNode.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"))!;
+        var sample = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         _fhir.Add(Resource<Patient>(sample["prefetch"]!["patient"]!));
         _fhir.Add(Resource<MedicationRequest>(sample["prefetch"]!["medications"]!["entry"]![0]!["resource"]!));
         _fhir.Add(Resource<Condition>(sample["prefetch"]!["conditions"]!["entry"]![0]!["resource"]!));
@@ -51,7 +51,7 @@ public sealed class FhirFallbackTests : IAsyncLifetime
 
     private JsonNode Request(string token = Token, Action<JsonObject>? prefetch = null)
     {
-        var request = JsonNode.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"))!;
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         request["fhirServer"] = _fhir.BaseUrl;
         request["fhirAuthorization"] = new JsonObject
         {

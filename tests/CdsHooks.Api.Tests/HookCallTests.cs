@@ -21,7 +21,7 @@ public sealed class HookCallTests(CdsHooksApplication app) : IClassFixture<CdsHo
         return body["cards"]!.AsArray();
     }
 
-    private static JsonNode Sample(string name) => JsonNode.Parse(Repository.Sample(name))!;
+    private static JsonNode Sample(string name) => Repository.SampleNode(name);
 
     [Fact]
     public async Task EightyYearOldOnClonazepamPrescribedMirtazapineGetsWarningWithBeersRationale()

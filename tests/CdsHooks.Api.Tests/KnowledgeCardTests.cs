@@ -13,7 +13,7 @@ public sealed class KnowledgeCardTests(CdsHooksApplication app) : IClassFixture<
 
     private readonly HttpClient _client = app.CreateClient();
 
-    private static JsonNode Sample(string name) => JsonNode.Parse(Repository.Sample(name))!;
+    private static JsonNode Sample(string name) => Repository.SampleNode(name);
 
     private async Task<JsonArray> Cards(JsonNode request)
     {
@@ -106,13 +106,7 @@ public sealed class KnowledgeCardTests(CdsHooksApplication app) : IClassFixture<
     [Fact]
     public async Task BrokenRuleFileStopsTheServiceWithFileAndField()
     {
-        var copy = Directory.CreateTempSubdirectory("cards-").FullName;
-        foreach (var file in Directory.GetFiles(Repository.Cards, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(copy, Path.GetRelativePath(Repository.Cards, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
+        var copy = Repository.CopyCards();
 
         var rule = Path.Combine(copy, "rules", "mirtazapine-benzodiazepine.yaml");
         File.WriteAllText(rule, File.ReadAllText(rule).Replace("b: [benzodiazepines]", "b: [benzos]", StringComparison.Ordinal));

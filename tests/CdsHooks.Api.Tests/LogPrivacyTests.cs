@@ -16,7 +16,7 @@ public sealed class LogPrivacyTests
     {
         await using var app = new CdsHooksApplication();
         var client = app.CreateClient();
-        var request = JsonNode.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"))!;
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         request["prefetch"]!["patient"]!["name"] = new JsonArray(new JsonObject { ["family"] = Family, ["given"] = new JsonArray(Name) });
         request["prefetch"]!["patient"]!["birthDate"] = BirthDate;
 
@@ -49,7 +49,7 @@ public sealed class LogPrivacyTests
     public async Task RequestEventCarriesHookServiceAndCardCount()
     {
         await using var app = new CdsHooksApplication();
-        var request = JsonNode.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"))!;
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
 
         await app.CreateClient().PostJson("/cds-services/medication-safety-order-sign", request);
 

@@ -23,8 +23,8 @@ public sealed record Finding(
     public IEnumerable<MedicationUse> Medications => SideA.Concat(SideB).Select(d => d.Medication);
 }
 
-/// <summary>One clinical problem, one card: the most severe finding, and the findings about the same drugs that
-/// join it instead of piling up cards of their own.</summary>
+/// <summary>One clinical problem, one card: the most severe finding, and the findings about the same drugs (or a
+/// subset of them) that join it instead of piling up cards of their own.</summary>
 public sealed record Problem(Finding Head, IReadOnlyList<Finding> Joined)
 {
     public IEnumerable<Finding> All => Joined.Prepend(Head);
@@ -59,7 +59,9 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         foreach (var finding in findings)
         {
             var medications = finding.Medications.ToHashSet();
-            var same = problems.FindIndex(p => medications.IsSubsetOf(p.Head.Medications) || medications.IsSupersetOf(p.Head.Medications));
+            // Only into a card about the same drugs or more: a one-drug card must not swallow a pair (a boxed warning
+            // would end up as a footnote under "clonazepam with liver disease").
+            var same = problems.FindIndex(p => medications.IsSubsetOf(p.Head.Medications));
             if (same >= 0) problems[same].Joined.Add(finding);
             else problems.Add((finding, []));
         }
@@ -77,9 +79,11 @@ public sealed class Evaluator(KnowledgeBase knowledge)
 
     private static Finding? Find(Rule rule, PatientContext patient, List<ResolvedDrug> drugs)
     {
+        // A stopped drug counts only for look-back rules: within the window, or on an unknown day (it may have been
+        // yesterday).
         bool Counts(ResolvedDrug d) => d.Medication.Status != MedicationStatus.Stopped
-            || (rule.StoppedWithinDays is { } days && d.Medication.StoppedOn is { } stopped
-                && patient.Today.DayNumber - stopped.DayNumber <= days);
+            || (rule.StoppedWithinDays is { } days
+                && (d.Medication.StoppedOn is not { } stopped || patient.Today.DayNumber - stopped.DayNumber <= days));
 
         List<ResolvedDrug> sideA, sideB = [];
         switch (rule.Kind)
@@ -87,8 +91,10 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             case RuleKind.Pair:
                 var a = drugs.Where(d => Counts(d) && d.IsIn(rule.SideA)).ToList();
                 var b = drugs.Where(d => Counts(d) && d.IsIn(rule.SideB)).ToList();
+                // A drug does not interact with itself: a renewal of lorazepam beside the old lorazepam order is not
+                // "lorazepam + lorazepam".
                 var pairs = (from x in a from y in b
-                             where !ReferenceEquals(x, y) && (x.Medication.IsNew || y.Medication.IsNew)
+                             where !ReferenceEquals(x, y) && (x.Medication.IsNew || y.Medication.IsNew) && Different(x, y, rule)
                              select (x, y)).ToList();
                 if (pairs.Count == 0) return null;
                 sideA = [.. pairs.Select(p => p.x).Distinct().OrderByDescending(d => d.Medication.IsNew)];
@@ -120,6 +126,13 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         if (rule.Requires.Any(r => !applying.Contains(r))) return null;
 
         return new Finding(rule, sideA, sideB, applying, patient.Age, IndicatorOf(rule, applying));
+    }
+
+    private static bool Different(ResolvedDrug x, ResolvedDrug y, Rule rule)
+    {
+        var onA = x.Ingredients.Where(i => Rule.InAny(rule.SideA, i.Code)).Select(i => i.Code);
+        var onB = y.Ingredients.Where(i => Rule.InAny(rule.SideB, i.Code)).Select(i => i.Code);
+        return onA.Concat(onB).Distinct().Count() > 1;
     }
 
     private static Indicator IndicatorOf(Rule rule, List<PatientFactor> applying)
@@ -188,6 +201,18 @@ public sealed class Evaluator(KnowledgeBase knowledge)
     }
 
     private decimal? MgPerDay(MedicationUse medication)
+    {
+        try
+        {
+            return ToMg(medication);
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
+    }
+
+    private decimal? ToMg(MedicationUse medication)
     {
         if (medication.DailyDose is not { } dose) return null;
         switch (dose.Unit.ToLowerInvariant())

@@ -67,15 +67,22 @@ public static class FhirJson
             return null;
         }
 
-        if (!ModelInfo.IsKnownResource(type.GetString()!))
+        if (ModelInfo.GetTypeForFhirType(type.GetString()!) is not { IsAbstract: false } concrete || !concrete.IsAssignableTo(typeof(Resource)))
         {
-            issues.Add(new RequestIssue(location + ".resourceType", "invalid-resource", "Not a FHIR R4 resource type."));
+            issues.Add(new RequestIssue(location + ".resourceType", "invalid-resource", "Not a concrete FHIR R4 resource type."));
             return null;
         }
 
         try
         {
             return element.Deserialize<Resource>(Options);
+        }
+        catch (Exception e) when (e is NotSupportedException or JsonException or InvalidOperationException)
+        {
+            // An abstract type nested deeper ("resourceType": "DomainResource" in a Bundle entry), or JSON the FHIR
+            // converter cannot map at all.
+            issues.Add(new RequestIssue(location, "invalid-fhir", "A nested resource is not a concrete FHIR R4 resource, or its JSON cannot be mapped."));
+            return null;
         }
         catch (DeserializationFailedException e)
         {

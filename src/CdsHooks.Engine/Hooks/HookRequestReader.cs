@@ -23,6 +23,13 @@ public static class HookRequestReader
         }
 
         var hookInstance = RequiredString(root, "hookInstance", "hookInstance", issues);
+        // It is logged: keep it an identifier (the spec's is a UUID), not free text a client could fill.
+        if (hookInstance is not null && (hookInstance.Length > 128 || !hookInstance.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':')))
+        {
+            issues.Add(new RequestIssue("hookInstance", "invalid-value", "hookInstance must be an identifier such as a UUID (at most 128 letters, digits, '-', '_', '.', ':')."));
+            hookInstance = null;
+        }
+
         var fhirServer = OptionalString(root, "fhirServer", "fhirServer", issues);
         if (fhirServer is not null && !Uri.TryCreate(fhirServer, UriKind.Absolute, out _))
         {
@@ -53,7 +60,7 @@ public static class HookRequestReader
             (newOrders, otherDrafts) = ReadOrders(context, service, issues);
         }
 
-        var prefetch = ReadPrefetch(root, issues);
+        var prefetch = ReadPrefetch(root, patientId, issues);
         if (issues.Count > 0) throw new InvalidHookRequestException(issues);
 
         return new HookRequest(service, hookInstance!, patientId!, encounterId, fhirServer, authorization,
@@ -121,7 +128,7 @@ public static class HookRequestReader
                 continue;
             }
 
-            selected.Add(match);
+            if (!selected.Contains(match)) selected.Add(match); // a selection named twice is still one order
         }
 
         return (selected, [.. orders.Except(selected)]);
@@ -154,7 +161,7 @@ public static class HookRequestReader
         return resources;
     }
 
-    private static Dictionary<string, Prefetched> ReadPrefetch(JsonElement root, List<RequestIssue> issues)
+    private static Dictionary<string, Prefetched> ReadPrefetch(JsonElement root, string? patientId, List<RequestIssue> issues)
     {
         var result = new Dictionary<string, Prefetched>();
         if (!root.TryGetProperty("prefetch", out var prefetch) || prefetch.ValueKind == JsonValueKind.Null) return result;
@@ -176,9 +183,28 @@ public static class HookRequestReader
 
             var resource = FhirJson.ReadResource(value, $"prefetch.{key}", issues);
             if (resource is null) continue;
-            result[key] = resource is OperationOutcome
-                ? new Prefetched(PrefetchState.Failed, resource)
-                : new Prefetched(PrefetchState.Data, resource);
+            if (resource is OperationOutcome)
+            {
+                result[key] = new Prefetched(PrefetchState.Failed, resource);
+                continue;
+            }
+
+            // What a key holds is checked: a Patient under "medications" would otherwise read as "no medications",
+            // and another patient's record as this one's.
+            var expected = key == PrefetchKeys.Patient ? nameof(Patient) : nameof(Bundle);
+            if (resource.TypeName != expected)
+            {
+                issues.Add(new RequestIssue($"prefetch.{key}", "invalid-resource", $"prefetch.{key} must be a {expected} (or an OperationOutcome)."));
+                continue;
+            }
+
+            if (resource is Patient patient && patientId is not null && patient.Id is not null && patient.Id != patientId)
+            {
+                issues.Add(new RequestIssue("prefetch.patient.id", "invalid-value", "prefetch.patient is not the patient named in context.patientId."));
+                continue;
+            }
+
+            result[key] = new Prefetched(PrefetchState.Data, resource);
         }
 
         return result;

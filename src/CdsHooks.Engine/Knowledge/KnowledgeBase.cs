@@ -95,6 +95,24 @@ public sealed class KnowledgeBase
     /// <summary>mg per unit of a single-ingredient solid product, from its RxNorm name.</summary>
     public decimal? StrengthMg(string productCode) => _strengthMg.TryGetValue(productCode, out var mg) ? mg : null;
 
-    public static string NameKey(string name) =>
-        string.Join(' ', name.ToLowerInvariant().Split([' ', '-', '/', ',', '(', ')', '[', ']'], StringSplitOptions.RemoveEmptyEntries));
+    /// <summary>Words of a drug name or medication text, normalised for matching: full-width forms folded to ASCII
+    /// (the service runs with invariant globalization, so without Unicode normalisation tables), lower case, anything
+    /// but letters and digits a separator (®, ™, ";", tabs), and a break where letters meet digits
+    /// ("clonazepam0.5mg" is "clonazepam 0 5 mg").</summary>
+    public static string NameKey(string name)
+    {
+        var key = new System.Text.StringBuilder(name.Length + 8);
+        var previous = ' ';
+        foreach (var raw in name)
+        {
+            var c = char.ToLowerInvariant(raw is >= '\uFF01' and <= '\uFF5E' ? (char)(raw - 0xFEE0) : raw);
+            var current = char.IsLetterOrDigit(c) ? c : ' ';
+            var boundary = current != ' ' && previous != ' ' && char.IsDigit(current) != char.IsDigit(previous);
+            if ((current == ' ' || boundary) && key.Length > 0 && key[^1] != ' ') key.Append(' ');
+            if (current != ' ') key.Append(current);
+            previous = current;
+        }
+
+        return key.ToString().TrimEnd();
+    }
 }

@@ -10,6 +10,18 @@ public static class Dosing
 {
     public static DailyDose? DailyDose(IEnumerable<Dosage> instructions)
     {
+        try
+        {
+            return Sum(instructions);
+        }
+        catch (OverflowException)
+        {
+            return null; // no real dose overflows a decimal: such a dosage says nothing usable
+        }
+    }
+
+    private static DailyDose? Sum(IEnumerable<Dosage> instructions)
+    {
         decimal total = 0;
         string? unit = null;
         foreach (var dosage in instructions)
@@ -28,7 +40,7 @@ public static class Dosing
     {
         if (dosage.AsNeeded is FhirBoolean { Value: true } or CodeableConcept && dosage.MaxDosePerPeriod is { } max)
         {
-            return (Amount(max.Numerator) * PerDayFactor(max.Denominator), UnitOf(max.Numerator));
+            return Positive(max.Numerator?.Value) is { } most ? (most * PerDayFactor(max.Denominator), UnitOf(max.Numerator)) : (null, null);
         }
 
         var dose = dosage.DoseAndRate.Select(d => d.Dose switch
@@ -38,10 +50,14 @@ public static class Dosing
             _ => null,
         }).OfType<Quantity>().FirstOrDefault();
         var repeat = dosage.Timing?.Repeat;
-        if (dose?.Value is null || repeat is null) return (null, null);
+        if (Positive(dose?.Value) is not { } amount || repeat is null) return (null, null);
 
-        var times = (decimal)(repeat.FrequencyMax ?? repeat.Frequency ?? 1);
-        var period = repeat.Period ?? 1;
+        // A zero or negative frequency or period is not a schedule: no dose rather than a division by zero.
+        if (Positive(repeat.FrequencyMax ?? repeat.Frequency ?? 1) is not { } times || Positive(repeat.Period ?? 1) is not { } period)
+        {
+            return (null, null);
+        }
+
         decimal? perDay = repeat.PeriodUnit switch
         {
             Timing.UnitsOfTime.H => times * 24 / period,
@@ -52,18 +68,18 @@ public static class Dosing
             null when repeat.When.Any() => repeat.When.Count(), // "at bedtime": once per named time of day
             _ => null,
         };
-        return (dose.Value * perDay, UnitOf(dose));
+        return (amount * perDay, UnitOf(dose));
     }
 
-    private static decimal? Amount(Quantity? q) => q?.Value;
+    private static decimal? Positive(decimal? value) => value > 0 ? value : null;
 
     private static string? UnitOf(Quantity? q) => q?.Code ?? q?.Unit;
 
-    private static decimal? PerDayFactor(Quantity? period) => (period?.Value, period?.Code ?? period?.Unit) switch
+    private static decimal? PerDayFactor(Quantity? period) => (Positive(period?.Value), period?.Code ?? period?.Unit) switch
     {
-        ({ } v, "d" or "day" or "days") when v > 0 => 1 / v,
-        ({ } v, "h" or "hour" or "hours") when v > 0 => 24 / v,
-        ({ } v, "wk" or "week" or "weeks") when v > 0 => 1 / (7 * v),
+        ({ } v, "d" or "day" or "days") => 1 / v,
+        ({ } v, "h" or "hour" or "hours") => 24 / v,
+        ({ } v, "wk" or "week" or "weeks") => 1 / (7 * v),
         _ => null,
     };
 }

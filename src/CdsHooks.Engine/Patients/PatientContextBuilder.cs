@@ -8,11 +8,7 @@ namespace CdsHooks.Engine.Patients;
 
 public static class PatientContextBuilder
 {
-    private static readonly string[] RxNormSystems =
-    [
-        "http://www.nlm.nih.gov/research/umls/rxnorm",
-        "urn:oid:2.16.840.1.113883.6.88",
-    ];
+    private static readonly string[] RxNormSystems = [DrugGroup.RxNorm, "urn:oid:2.16.840.1.113883.6.88"];
 
     /// <summary>The medications being ordered in this call; <paramref name="medications"/> resolves
     /// <c>medicationReference</c>s ("Medication/123") to Medication resources known so far.</summary>
@@ -25,8 +21,10 @@ public static class PatientContextBuilder
     /// that need them stay silent.</summary>
     public static PatientContext Build(HookRequest request, PatientData data, IReadOnlyList<MedicationUse> newMedications, DateOnly today)
     {
+        // "No patient" is not an answer: a null patient is as missing as an absent one. Null medications mean none.
         var missing = PrefetchKeys.Required
-            .Where(key => data.For(key).State is PrefetchState.Absent or PrefetchState.Failed)
+            .Where(key => data.For(key).State is PrefetchState.Absent or PrefetchState.Failed
+                || (key == PrefetchKeys.Patient && data.For(key).State == PrefetchState.NoData))
             .ToDictionary(key => key, key => data.Problems.GetValueOrDefault(key, "missing from prefetch"));
         if (missing.Count > 0) throw new MissingPatientDataException(missing);
 
@@ -163,16 +161,15 @@ public static class PatientContextBuilder
             : null;
     }
 
-    // The last day taken: the end of the dosing bounds or of the dispense validity. When the EHR gives neither, the
-    // order date is a lower bound, which is still enough to place a recent stop inside a look-back window.
-    private static DateOnly? StoppedOn(MedicationRequest request)
-    {
-        var ends = request.DosageInstruction
-            .Select(d => (d.Timing?.Repeat?.Bounds as Period)?.End)
-            .Append(request.DispenseRequest?.ValidityPeriod?.End)
-            .Append(request.AuthoredOn);
-        return ends.Select(ParseDate).FirstOrDefault(d => d is not null);
-    }
+    // The last day taken: the latest end of the dosing bounds or dispense validity, else the day the record last
+    // changed (when it was marked stopped). Unknown stays null, and look-back rules count it: an MAOI stopped on an
+    // unknown day may have been stopped yesterday.
+    private static DateOnly? StoppedOn(MedicationRequest request) =>
+        request.DosageInstruction
+            .Select(d => ParseDate((d.Timing?.Repeat?.Bounds as Period)?.End))
+            .Append(ParseDate(request.DispenseRequest?.ValidityPeriod?.End))
+            .Max()
+        ?? (request.Meta?.LastUpdated is { } updated ? DateOnly.FromDateTime(updated.UtcDateTime) : null);
 
     private static DateOnly? ParseDate(string? value) =>
         value is { Length: >= 10 } && DateOnly.TryParseExact(value[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)

@@ -24,6 +24,10 @@ public class EvaluatorTests
     [InlineData("CLONAZEPAM ODT", "clonazepam")]
     [InlineData("Valproic Acid 250 MG Oral Capsule", "valproic acid")]
     [InlineData("Remeron SolTab 15 mg", "mirtazapine")]
+    [InlineData("Klonopin® 0.5 mg", "clonazepam")]
+    [InlineData("clonazepam0.5mg", "clonazepam")]
+    [InlineData("Clonazepam;\tone tablet", "clonazepam")]
+    [InlineData("\uff43\uff4c\uff4f\uff4e\uff41\uff5a\uff45\uff50\uff41\uff4d 0.5 mg", "clonazepam")] // full-width letters
     public void TextOnlyMedicationIsRecognisedByGenericOrBrandName(string text, string ingredient)
     {
         var resolved = _evaluator.Resolve(Drug("", text: text));
@@ -105,5 +109,57 @@ public class EvaluatorTests
         var patient = Patient(40, Drug("311725", MedicationStatus.New), Drug("197527"));
 
         Assert.Empty(engine.Respond(new Evaluator(engine.Knowledge).Evaluate(patient)).Cards);
+    }
+
+    [Fact]
+    public void ARenewalOfTheSameDrugIsNotAnInteractionWithItself()
+    {
+        var patient = Patient(50, Drug("197900", MedicationStatus.New), Drug("197900")); // lorazepam 0.5 mg, renewed
+
+        Assert.DoesNotContain(_evaluator.Evaluate(patient).SelectMany(p => p.All), f => f.Rule.Kind == RuleKind.Pair);
+    }
+
+    [Fact]
+    public void AOneDrugCardDoesNotSwallowAPairAboutMoreDrugs()
+    {
+        // Clonazepam and oxycodone ordered for an 80-year-old with cirrhosis: the boxed-warning pair keeps its own card.
+        var patient = new PatientContext(80, [Drug("197527", MedicationStatus.New), Drug("1049621", MedicationStatus.New)],
+            new HashSet<string> { ConditionGroup.Key(ConditionGroup.Snomed, "19943007") }, Today);
+
+        var problems = _evaluator.Evaluate(patient);
+
+        Assert.Contains(problems, p => p.Head.Rule.Id == "clonazepam-liver-disease");
+        Assert.Contains(problems, p => p.Head.Rule.Id == "benzodiazepine-opioid");
+        Assert.Equal(Indicator.Critical, problems[0].Head.Indicator);
+    }
+
+    [Fact]
+    public void AnMaoiStoppedOnAnUnknownDayStillCounts()
+    {
+        var stopped = Drug("8123", MedicationStatus.Stopped) with { StoppedOn = null }; // phenelzine
+        var patient = Patient(60, Drug("311725", MedicationStatus.New), stopped);
+
+        Assert.Contains(_evaluator.Evaluate(patient).SelectMany(p => p.All), f => f.Rule.Id == "mirtazapine-maoi");
+    }
+
+    [Fact]
+    public void AnMaoiStoppedLongAgoDoesNotCount()
+    {
+        var stopped = Drug("8123", MedicationStatus.Stopped) with { StoppedOn = Today.AddDays(-30) };
+        var patient = Patient(60, Drug("311725", MedicationStatus.New), stopped);
+
+        Assert.DoesNotContain(_evaluator.Evaluate(patient).SelectMany(p => p.All), f => f.Rule.Id == "mirtazapine-maoi");
+    }
+
+    [Fact]
+    public void TheCardCapKeepsTheMostSevere()
+    {
+        var engine = new CdsEngine(KnowledgeLoader.Load(Repository.Cards, new SiteSettings { MaxCards = 1 }), TimeProvider.System);
+        var patient = new PatientContext(80, [Drug("197527", MedicationStatus.New), Drug("1049621", MedicationStatus.New)],
+            new HashSet<string> { ConditionGroup.Key(ConditionGroup.Snomed, "19943007") }, Today);
+
+        var card = Assert.Single(engine.Respond(new Evaluator(engine.Knowledge).Evaluate(patient)).Cards);
+
+        Assert.Equal(Indicator.Critical, card.Indicator);
     }
 }

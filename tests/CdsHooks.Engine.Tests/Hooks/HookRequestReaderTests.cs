@@ -12,7 +12,7 @@ public class HookRequestReaderTests
     private static readonly HookService OrderSelect = HookCatalog.Find("medication-safety-order-select")!;
 
     private static JsonObject IndexRequest() =>
-        JsonNode.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"))!.AsObject();
+        Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json").AsObject();
 
     private static HookRequest Read(JsonNode node, HookService? service = null)
     {
@@ -122,7 +122,7 @@ public class HookRequestReaderTests
     [Fact]
     public void OrderSelectTreatsOnlyTheSelectionsAsNew()
     {
-        var node = JsonNode.Parse(Repository.Sample("order-select-mirtazapine-and-clonazepam-both-new.json"))!;
+        var node = Repository.SampleNode("order-select-mirtazapine-and-clonazepam-both-new.json");
 
         var request = Read(node, OrderSelect);
 
@@ -133,7 +133,7 @@ public class HookRequestReaderTests
     [Fact]
     public void SelectionMissingFromDraftOrdersIsRefused()
     {
-        var node = JsonNode.Parse(Repository.Sample("order-select-mirtazapine-and-clonazepam-both-new.json"))!;
+        var node = Repository.SampleNode("order-select-mirtazapine-and-clonazepam-both-new.json");
         node["context"]!["selections"] = new JsonArray("MedicationRequest/not-there");
 
         var error = Invalid(node, OrderSelect);
@@ -159,7 +159,7 @@ public class HookRequestReaderTests
     [Fact]
     public void MedicationPrescribeAcceptsAnArrayOfResources()
     {
-        var node = JsonNode.Parse(Repository.Sample("medication-prescribe-mirtazapine-80-year-old-on-clonazepam.json"))!;
+        var node = Repository.SampleNode("medication-prescribe-mirtazapine-80-year-old-on-clonazepam.json");
         var resource = node["context"]!["medications"]!["entry"]![0]!["resource"]!.DeepClone();
         node["context"]!["medications"] = new JsonArray(resource);
 

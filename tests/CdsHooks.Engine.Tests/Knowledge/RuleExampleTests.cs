@@ -71,13 +71,7 @@ public class RuleExampleTests
     }
 
     [Fact]
-    public void EveryRuleShipsExamplesThatFireAndExamplesThatDoNot()
-    {
-        Assert.NotEmpty(Knowledge.Rules);
-        Assert.All(Knowledge.Rules, rule =>
-        {
-            Assert.Contains(rule.Examples, e => e.ExpectedIndicator is not null);
-            Assert.Contains(rule.Examples, e => e.ExpectedIndicator is null);
-        });
-    }
+    public void EveryShippedRuleFileIsLoadedAndRunsItsExamples() =>
+        // The theory above runs per example; this guards against a rule directory that silently loads nothing.
+        Assert.Equal(Directory.GetFiles(Path.Combine(Repository.Cards, "rules"), "*.yaml").Length, Knowledge.Rules.Count);
 }

@@ -62,4 +62,21 @@ public class DosingTests
         Assert.Null(Dosing.DailyDose([new Dosage { DoseAndRate = [new Dosage.DoseAndRateComponent { Dose = new Quantity(1, "mg") }] }]));
         Assert.Null(Dosing.DailyDose([]));
     }
+
+    [Theory]
+    [InlineData(1, "mg", 1, 0)]       // a zero period
+    [InlineData(1, "mg", 0, 1)]       // a zero frequency
+    [InlineData(-15, "mg", 1, 1)]     // a negative dose
+    [InlineData(1, "mg", 1, -2)]      // a negative period
+    [InlineData(0, "mg", 1, 1)]       // a zero dose
+    public void ImpossibleSchedulesGiveNoDose(decimal value, string unit, int frequency, decimal period) =>
+        Assert.Null(Dosing.DailyDose([Dose(value, unit, frequency, period)]));
+
+    [Fact]
+    public void DosesBeyondAnyRealNumberGiveNoDoseRatherThanAnOverflow()
+    {
+        Assert.Null(Dosing.DailyDose([Dose(7e27m, "mg", frequency: 20)]));
+        Assert.Null(Dosing.DailyDose([Dose(1m, "mg", period: 1e-28m, periodUnit: Timing.UnitsOfTime.H)]));
+        Assert.Null(Dosing.DailyDose([Dose(5e28m, "mg"), Dose(5e28m, "mg")]));
+    }
 }

@@ -27,7 +27,7 @@ public class PatientContextBuilderTests
 
     private static HookRequest Request(Action<JsonNode> change)
     {
-        var node = JsonNode.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"))!;
+        var node = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         change(node);
         using var document = JsonDocument.Parse(node.ToJsonString());
         return HookRequestReader.Read(document.RootElement, HookCatalog.Find("medication-safety-order-sign")!);
@@ -163,5 +163,39 @@ public class PatientContextBuilderTests
         var statement = Assert.Single(context.Medications, m => m.ResourceId == "ms1");
         Assert.Equal(expected, statement.Status);
         if (expected == MedicationStatus.Stopped) Assert.Equal(new DateOnly(2026, 11, 20), statement.StoppedOn);
+    }
+
+    [Fact]
+    public void MedicationReferenceResolvesToAMedicationInThePrefetchBundle()
+    {
+        var context = Build(Request(n =>
+        {
+            var bundle = n["prefetch"]!["medications"]!;
+            var active = bundle["entry"]![0]!["resource"]!.AsObject();
+            active.Remove("medicationCodeableConcept");
+            active["medicationReference"] = new JsonObject { ["reference"] = "Medication/klon", ["display"] = "Klonopin" };
+            bundle["entry"]!.AsArray().Add(JsonNode.Parse("""
+                {"resource":{"resourceType":"Medication","id":"klon","code":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"206157"}]}}}
+                """));
+        }));
+
+        Assert.Contains(context.Medications, m => m.Status == MedicationStatus.Current && m.RxNormCodes.SequenceEqual(["206157"]));
+    }
+
+    [Theory]
+    [InlineData("on-hold", "order", true)]
+    [InlineData("active", "plan", true)]
+    [InlineData("active", "proposal", false)]
+    [InlineData("draft", "order", false)]
+    [InlineData("unknown", "order", false)]
+    public void CurrentMeansActiveOrOnHoldOrdersAndPlans(string status, string intent, bool current)
+    {
+        var context = Build(Request(n =>
+        {
+            n["prefetch"]!["medications"]!["entry"]![0]!["resource"]!["status"] = status;
+            n["prefetch"]!["medications"]!["entry"]![0]!["resource"]!["intent"] = intent;
+        }));
+
+        Assert.Equal(current, context.Medications.Any(m => m.Status == MedicationStatus.Current));
     }
 }
