@@ -3,6 +3,7 @@ using CdsHooks.Api.Fhir;
 using CdsHooks.Api.Hooks;
 using CdsHooks.Api.Knowledge;
 using CdsHooks.Api.Logging;
+using CdsHooks.Api.Security;
 using Serilog;
 
 // A plain console logger until configuration is read: it reports a service that cannot start (for example a broken
@@ -16,11 +17,13 @@ try
     builder.AddKnowledge();
     builder.AddFhirServerAccess();
     builder.AddErrorHandling();
+    builder.AddCdsSecurity();
     builder.AddCdsHooks();
 
     var app = builder.Build();
     app.UseRequestLogging(); // outermost, so that it logs the status the client really got
     app.UseErrorHandling();
+    app.UseCdsSecurity();
     app.MapCdsHooks();
 
     await app.RunAsync();

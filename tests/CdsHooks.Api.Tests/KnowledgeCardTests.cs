@@ -116,7 +116,7 @@ public sealed class KnowledgeCardTests(CdsHooksApplication app) : IClassFixture<
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            Environment = { ["Knowledge__Path"] = copy, ["ASPNETCORE_URLS"] = "http://127.0.0.1:0", ["ASPNETCORE_ENVIRONMENT"] = "Production" },
+            Environment = { ["Knowledge__Path"] = copy, ["ASPNETCORE_URLS"] = "http://127.0.0.1:0", ["ASPNETCORE_ENVIRONMENT"] = "Development" },
         };
         using var process = System.Diagnostics.Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);

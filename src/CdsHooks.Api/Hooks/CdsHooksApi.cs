@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CdsHooks.Api.Security;
 using CdsHooks.Engine;
 using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
@@ -22,7 +23,7 @@ public static class CdsHooksApi
 
     public static void MapCdsHooks(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/cds-services");
+        var group = app.MapGroup("/cds-services").WithCdsSecurity(app.ServiceProvider);
         group.MapGet("/", Discover);
         group.MapPost("/{id}", CallService);
     }

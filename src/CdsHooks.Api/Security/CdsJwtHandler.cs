@@ -1,0 +1,166 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace CdsHooks.Api.Security;
+
+/// <summary>
+/// Authenticates the calling EHR with the JWT it sends on every CDS Hooks call (CDS Hooks 2.0, "Trusting CDS
+/// Clients"): asymmetric algorithms only; the issuer is a configured trusted client; a <c>jku</c> header must be on
+/// that client's allow-list before anything is fetched; the <c>kid</c> must be in the client's JWKS; <c>aud</c> is the
+/// exact URL called; <c>exp</c>, <c>nbf</c> and <c>iat</c> hold within a small leeway and the token lives at most five
+/// minutes; <c>jti</c> is required and accepted once; <c>tenant</c> matches when configured. A failure is a 401 with
+/// no detail; the reason goes to the log, never the token.
+/// </summary>
+public sealed class CdsJwtHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
+    ILoggerFactory loggerFactory,
+    UrlEncoder encoder,
+    IOptions<CdsAuthenticationOptions> settings,
+    JwksCache jwks,
+    IMemoryCache replayCache,
+    TimeProvider time)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
+{
+    public const string SchemeName = "CdsHooksJwt";
+
+    private static readonly HashSet<string> Algorithms = new(StringComparer.Ordinal)
+    {
+        SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSha384, SecurityAlgorithms.RsaSha512,
+        SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384, SecurityAlgorithms.EcdsaSha512,
+        SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
+    };
+
+    private static readonly Lock ReplayLock = new();
+
+    private readonly JsonWebTokenHandler _tokens = new();
+    private readonly ILogger _log = loggerFactory.CreateLogger<CdsJwtHandler>();
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var header = Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return Fail("no bearer token", issuer: null);
+        var raw = header["Bearer ".Length..].Trim();
+
+        JsonWebToken token;
+        try
+        {
+            token = _tokens.ReadJsonWebToken(raw);
+        }
+        catch (Exception e) when (e is ArgumentException or SecurityTokenMalformedException)
+        {
+            return Fail("malformed token", issuer: null);
+        }
+
+        // Checked before any key is looked at: "none" and HMAC (HS384 signed with a public key) never get further.
+        if (!Algorithms.Contains(token.Alg)) return Fail("algorithm not accepted", issuer: null);
+
+        var options = settings.Value;
+        var client = options.TrustedClients.Find(c => c.Issuer == token.Issuer);
+        if (client is null) return Fail("untrusted issuer", issuer: null);
+        if (string.IsNullOrEmpty(token.Kid)) return Fail("no kid", client.Issuer);
+
+        string? keySource = client.JwksUrl;
+        if (token.TryGetHeaderValue("jku", out string jku))
+        {
+            if (!client.AllowedJkuPrefixes.Exists(prefix => jku.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                return Fail("jku outside the allow-list", client.Issuer);
+            }
+
+            keySource = jku;
+        }
+
+        IReadOnlyList<SecurityKey> keys;
+        try
+        {
+            keys = await jwks.KeysAsync(client, keySource, token.Kid, Context.RequestAborted);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or HttpRequestException or ArgumentException)
+        {
+            return Fail("JWKS could not be retrieved", client.Issuer);
+        }
+
+        if (keys.Count == 0) return Fail("unknown kid", client.Issuer);
+
+        var result = await _tokens.ValidateTokenAsync(raw, new TokenValidationParameters
+        {
+            ValidIssuer = client.Issuer,
+            ValidAudience = ExpectedAudience(options),
+            IssuerSigningKeys = keys,
+            ValidAlgorithms = Algorithms,
+            ClockSkew = options.ClockSkew,
+            RequireExpirationTime = true,
+            RequireSignedTokens = true,
+            ValidateLifetime = true,
+            ValidateIssuerSigningKey = true,
+            TryAllIssuerSigningKeys = false,
+        });
+        if (!result.IsValid) return Fail(Reason(result.Exception), client.Issuer);
+
+        var now = time.GetUtcNow();
+        if (token.IssuedAt == DateTime.MinValue || token.IssuedAt > now.UtcDateTime + options.ClockSkew) return Fail("iat missing or in the future", client.Issuer);
+        if (token.ValidTo - token.IssuedAt > options.MaxTokenLifetime) return Fail("token lives longer than allowed", client.Issuer);
+        if (client.Tenant is not null && (!token.TryGetPayloadValue("tenant", out string tenant) || tenant != client.Tenant))
+        {
+            return Fail("wrong tenant", client.Issuer);
+        }
+
+        if (string.IsNullOrEmpty(token.Id)) return Fail("no jti", client.Issuer);
+        if (!FirstUse(client.Issuer, token.Id, token.ValidTo + options.ClockSkew)) return Fail("jti replayed", client.Issuer);
+
+        var identity = new ClaimsIdentity([new Claim("iss", client.Issuer), new Claim("sub", token.Subject ?? client.Issuer)], SchemeName);
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = "Bearer";
+        return Task.CompletedTask;
+    }
+
+    // aud is the exact URL of the endpoint called; behind a proxy, the configured public base URL stands for the host.
+    private string ExpectedAudience(CdsAuthenticationOptions options)
+    {
+        var path = Request.PathBase.Add(Request.Path).ToString();
+        return string.IsNullOrEmpty(options.PublicBaseUrl)
+            ? $"{Request.Scheme}://{Request.Host}{path}"
+            : options.PublicBaseUrl.TrimEnd('/') + path;
+    }
+
+    // A jti is remembered until its token expires: within that time the same token is a replay.
+    private bool FirstUse(string issuer, string jti, DateTime until)
+    {
+        var key = $"jti|{issuer}|{jti}";
+        lock (ReplayLock)
+        {
+            if (replayCache.TryGetValue(key, out _)) return false;
+            replayCache.Set(key, true, new DateTimeOffset(until, TimeSpan.Zero));
+            return true;
+        }
+    }
+
+    private static string Reason(Exception? e) => e switch
+    {
+        SecurityTokenExpiredException => "expired",
+        SecurityTokenNotYetValidException => "not yet valid",
+        SecurityTokenNoExpirationException => "no exp",
+        SecurityTokenInvalidAudienceException => "wrong aud",
+        SecurityTokenInvalidIssuerException => "wrong iss",
+        SecurityTokenInvalidAlgorithmException => "algorithm not accepted",
+        SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException => "bad signature",
+        _ => "invalid token",
+    };
+
+    // The reason and the issuer (not secret) go to the log; the token never does, and the client learns nothing.
+    private AuthenticateResult Fail(string reason, string? issuer)
+    {
+        _log.LogWarning("CDS client authentication failed: {Reason} (issuer {Issuer})", reason, issuer ?? "unknown");
+        return AuthenticateResult.Fail(reason);
+    }
+}

@@ -1,0 +1,191 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using CdsHooks.Tests;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.IdentityModel.Tokens;
+
+namespace CdsHooks.Api.Tests.Security;
+
+/// <summary>CDS Hooks 2.0 client authentication with real tokens: keys generated in the test, their JWKS served over
+/// loopback HTTP, the service configured to trust that EHR.</summary>
+public sealed class AuthenticationTests : IAsyncLifetime
+{
+    private const string PublicBase = "https://cds.example.org";
+    private const string Service = "/cds-services/medication-safety-order-sign";
+    private const string TenantIssuer = "https://tenant.example.org";
+
+    private JwksTestServer _ehr = null!;
+    private CdsHooksApplication _root = null!;
+    private WebApplicationFactory<Program> _app = null!;
+
+    private static string Audience(string path = Service) => PublicBase + path;
+
+    public async ValueTask InitializeAsync()
+    {
+        _ehr = await JwksTestServer.StartAsync();
+        _root = new CdsHooksApplication();
+        _app = Secured(_root, _ehr);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        await _root.DisposeAsync();
+        await _ehr.DisposeAsync();
+    }
+
+    public static WebApplicationFactory<Program> Secured(WebApplicationFactory<Program> app, JwksTestServer ehr) =>
+        app.WithWebHostBuilder(b => b
+            .UseSetting("Authentication:Enabled", "true")
+            .UseSetting("Authentication:PublicBaseUrl", PublicBase)
+            .UseSetting("Authentication:RequireHttpsJwks", "false")
+            .UseSetting("Authentication:JwksRefreshInterval", "00:00:01")
+            .UseSetting("Authentication:TrustedClients:0:Issuer", JwksTestServer.Issuer)
+            .UseSetting("Authentication:TrustedClients:0:JwksUrl", ehr.JwksUrl)
+            .UseSetting("Authentication:TrustedClients:0:AllowedJkuPrefixes:0", ehr.BaseUrl + "/keys/")
+            .UseSetting("Authentication:TrustedClients:1:Issuer", TenantIssuer)
+            .UseSetting("Authentication:TrustedClients:1:JwksUrl", ehr.JwksUrl)
+            .UseSetting("Authentication:TrustedClients:1:Tenant", "hospital-a"));
+
+    private async Task<HttpStatusCode> Call(string? token, string path = Service)
+    {
+        var client = _app.CreateClient();
+        using var message = path == Service
+            ? new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), MediaTypeHeaderValue.Parse("application/json")) }
+            : new HttpRequestMessage(HttpMethod.Get, path);
+        if (token is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        var response = await client.SendAsync(message, TestContext.Current.CancellationToken);
+        if (response.StatusCode == HttpStatusCode.Unauthorized)
+        {
+            var body = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+            Assert.DoesNotContain("detail", body, StringComparison.Ordinal); // no reason for the caller
+        }
+
+        return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task Es384TokenIsAccepted() => Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience())));
+
+    [Fact]
+    public async Task Rs384TokenIsAccepted() => Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience(), _ehr.Rs384)));
+
+    [Fact]
+    public async Task DiscoveryNeedsAToken()
+    {
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(null, "/cds-services"));
+        Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience("/cds-services")), "/cds-services"));
+    }
+
+    [Fact]
+    public async Task JkuOnTheAllowListIsUsed() =>
+        Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience(), jku: _ehr.BaseUrl + "/keys/other-jwks.json")));
+
+    [Fact]
+    public async Task NoTokenIsRefused() => Assert.Equal(HttpStatusCode.Unauthorized, await Call(null));
+
+    [Fact]
+    public async Task AlgNoneIsRefused() => Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.UnsignedToken(Audience())));
+
+    [Fact]
+    public async Task Hs384SignedWithThePublicKeyIsRefused() =>
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.HmacWithPublicKey(Audience())));
+
+    [Fact]
+    public async Task WrongSignatureIsRefused()
+    {
+        var impostor = new ECDsaSecurityKey(ECDsa.Create(ECCurve.NamedCurves.nistP384)) { KeyId = _ehr.Es384.KeyId };
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), impostor)));
+    }
+
+    [Fact]
+    public async Task UnknownKidIsRefusedAfterOneRateLimitedRefresh()
+    {
+        var stranger = new ECDsaSecurityKey(ECDsa.Create(ECCurve.NamedCurves.nistP384)) { KeyId = "never-published" };
+        Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience()))); // the JWKS is cached
+        var before = _ehr.Fetches.Count;
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), stranger)));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), stranger)));
+
+        Assert.True(_ehr.Fetches.Count - before <= 1, $"the JWKS was fetched {_ehr.Fetches.Count - before} times for unknown kids");
+    }
+
+    [Fact]
+    public async Task ARotatedKeyIsFoundByRefreshingTheJwks()
+    {
+        Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience()))); // caches the old set
+        var rotated = new ECDsaSecurityKey(ECDsa.Create(ECCurve.NamedCurves.nistP384)) { KeyId = "rotated-" + Guid.NewGuid().ToString("N")[..6] };
+        _ehr.Publish(rotated);
+        await Task.Delay(TimeSpan.FromSeconds(1.2), TestContext.Current.CancellationToken); // past the refresh interval (1 s here)
+
+        Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience(), rotated)));
+    }
+
+    [Fact]
+    public async Task UntrustedIssuerIsRefused() =>
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), issuer: "https://evil.example.org")));
+
+    [Fact]
+    public async Task JkuOutsideTheAllowListIsRefusedBeforeAnythingIsFetched()
+    {
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), jku: _ehr.BaseUrl + "/evil/jwks.json")));
+
+        Assert.DoesNotContain(_ehr.Fetches, f => f.StartsWith("/evil", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("https://cds.example.org/cds-services/medication-safety-order-select")] // another service
+    [InlineData("https://cds.example.org/cds-services")]
+    [InlineData("https://other.example.org/cds-services/medication-safety-order-sign")]
+    public async Task WrongAudienceIsRefused(string audience) =>
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(audience)));
+
+    [Fact]
+    public async Task ExpiredTokenIsRefused() =>
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), issuedAt: DateTime.UtcNow.AddMinutes(-10))));
+
+    [Fact]
+    public async Task NotYetValidTokenIsRefused() =>
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), notBefore: DateTime.UtcNow.AddMinutes(3))));
+
+    [Fact]
+    public async Task TokenLivingLongerThanFiveMinutesIsRefused() =>
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), lifetime: TimeSpan.FromHours(1))));
+
+    [Fact]
+    public async Task MissingJtiIsRefused() => Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), jti: null)));
+
+    [Fact]
+    public async Task ReplayedJtiIsRefused()
+    {
+        var token = _ehr.Token(Audience());
+
+        Assert.Equal(HttpStatusCode.OK, await Call(token));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(token));
+    }
+
+    [Fact]
+    public async Task TenantIsCheckedWhenConfigured()
+    {
+        Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience(), issuer: TenantIssuer, tenant: "hospital-a")));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), issuer: TenantIssuer, tenant: "hospital-b")));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), issuer: TenantIssuer)));
+    }
+
+    [Fact]
+    public async Task AFailureIsLoggedWithItsReasonButNeverTheToken()
+    {
+        var token = _ehr.Token(Audience(), issuedAt: DateTime.UtcNow.AddMinutes(-10));
+
+        await Call(token);
+
+        var logs = _root.Logs.AllText();
+        Assert.Contains("expired", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain(token, logs, StringComparison.Ordinal);
+        Assert.DoesNotContain(token.Split('.')[2], logs, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,91 @@
+using System.Net;
+using System.Text;
+using CdsHooks.Tests;
+using Microsoft.AspNetCore.Hosting;
+
+namespace CdsHooks.Api.Tests.Security;
+
+public sealed class PerimeterTests(CdsHooksApplication app) : IClassFixture<CdsHooksApplication>
+{
+    private const string OrderSign = "/cds-services/medication-safety-order-sign";
+
+    [Fact]
+    public async Task BrowserClientsGetTheirPreflightAnswered()
+    {
+        using var preflight = new HttpRequestMessage(HttpMethod.Options, OrderSign);
+        preflight.Headers.Add("Origin", "https://sandbox.cds-hooks.org");
+        preflight.Headers.Add("Access-Control-Request-Method", "POST");
+        preflight.Headers.Add("Access-Control-Request-Headers", "authorization,content-type");
+
+        var response = await app.CreateClient().SendAsync(preflight, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+        Assert.Equal("https://sandbox.cds-hooks.org", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        var allowed = string.Join(",", response.Headers.GetValues("Access-Control-Allow-Headers")).ToLowerInvariant();
+        Assert.Contains("authorization", allowed, StringComparison.Ordinal);
+        Assert.Contains("content-type", allowed, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnOriginNotConfiguredGetsNoCorsHeaders()
+    {
+        using var preflight = new HttpRequestMessage(HttpMethod.Options, OrderSign);
+        preflight.Headers.Add("Origin", "https://evil.example.org");
+        preflight.Headers.Add("Access-Control-Request-Method", "POST");
+
+        var response = await app.CreateClient().SendAsync(preflight, TestContext.Current.CancellationToken);
+
+        Assert.False(response.Headers.Contains("Access-Control-Allow-Origin"));
+    }
+
+    [Fact]
+    public async Task AnOversizedBodyIs413()
+    {
+        var huge = "{\"hook\":\"order-sign\",\"pad\":\"" + new string('x', 2 * 1024 * 1024) + "\"}";
+
+        var response = await app.CreateClient().PostJson(OrderSign, huge);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task AClientOverItsRateGets429WithRetryAfter()
+    {
+        await using var limited = app.WithWebHostBuilder(b => b.UseSetting("Limits:PermitsPerSecond", "1").UseSetting("Limits:Burst", "2"));
+        var client = limited.CreateClient();
+        var statuses = new List<HttpResponseMessage>();
+        for (var i = 0; i < 4; i++) statuses.Add(await client.GetAsync(new Uri("/cds-services", UriKind.Relative), TestContext.Current.CancellationToken));
+
+        Assert.Equal(HttpStatusCode.OK, statuses[0].StatusCode);
+        var rejected = statuses.First(r => r.StatusCode == HttpStatusCode.TooManyRequests);
+        Assert.True(int.Parse(rejected.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture) >= 1);
+        Assert.Equal("application/problem+json", rejected.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task ProductionRefusesToStartWithoutATrustedClient()
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "CdsHooks.Api.dll")])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            Environment = { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" },
+        };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var errors = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+
+        Assert.Equal(1, process.ExitCode);
+        Assert.Contains("Authentication is required outside Development", await output + await errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DevelopmentWithAuthenticationOffSaysSoLoudly()
+    {
+        await app.CreateClient().GetAsync(new Uri("/cds-services", UriKind.Relative), TestContext.Current.CancellationToken);
+
+        Assert.Contains(app.Logs.Events, e => e.Level == Serilog.Events.LogEventLevel.Warning && e.RenderMessage().Contains("AUTHENTICATION IS OFF", StringComparison.Ordinal));
+    }
+}
