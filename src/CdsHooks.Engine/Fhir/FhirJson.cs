@@ -67,7 +67,17 @@ public static class FhirJson
             return null;
         }
 
-        if (ModelInfo.GetTypeForFhirType(type.GetString()!) is not { IsAbstract: false } concrete || !concrete.IsAssignableTo(typeof(Resource)))
+        string typeName;
+        try
+        {
+            typeName = type.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            typeName = ""; // a lone surrogate or invalid UTF-8: no FHIR type has such a name
+        }
+
+        if (ModelInfo.GetTypeForFhirType(typeName) is not { IsAbstract: false } concrete || !concrete.IsAssignableTo(typeof(Resource)))
         {
             issues.Add(new RequestIssue(location + ".resourceType", "invalid-resource", "Not a concrete FHIR R4 resource type."));
             return null;

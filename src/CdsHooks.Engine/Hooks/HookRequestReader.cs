@@ -120,7 +120,7 @@ public static class HookRequestReader
                 continue;
             }
 
-            var reference = selection.GetString();
+            var reference = Text(selection, location, issues);
             var match = orders.FirstOrDefault(o => $"{o.TypeName}/{o.Id}" == reference);
             if (match is null)
             {
@@ -230,7 +230,8 @@ public static class HookRequestReader
             return null;
         }
 
-        var text = value.GetString();
+        var text = Text(value, location, issues);
+        if (text is null) return null;
         if (string.IsNullOrWhiteSpace(text))
         {
             issues.Add(new RequestIssue(location, "invalid-value", $"{location} must not be empty."));
@@ -238,6 +239,20 @@ public static class HookRequestReader
         }
 
         return text;
+    }
+
+    // A JSON string can hold a lone surrogate ("\ud800") or invalid UTF-8, which .NET refuses to turn into a string.
+    private static string? Text(JsonElement value, string location, List<RequestIssue> issues)
+    {
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            issues.Add(new RequestIssue(location, "invalid-value", $"{location} is not valid Unicode text."));
+            return null;
+        }
     }
 
     // Clients send "123" or "Patient/123".

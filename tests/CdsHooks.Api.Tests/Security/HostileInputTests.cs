@@ -1,0 +1,109 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
+using CdsHooks.Tests;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace CdsHooks.Api.Tests.Security;
+
+/// <summary>Hostile requests: a corpus kept as files (malformed and truncated JSON, wrong types at every level, huge
+/// and deep documents, invalid FHIR, unicode oddities, unknown hooks, duplicate keys), and random mutations of a valid
+/// request. Every one is answered, none with a 5xx.</summary>
+public sealed class HostileInputTests(CdsHooksApplication app) : IClassFixture<CdsHooksApplication>
+{
+    private const string OrderSign = "/cds-services/medication-safety-order-sign";
+
+    private static string Corpus => Path.Combine(AppContext.BaseDirectory, "Hostile");
+
+    public static TheoryData<string> Files() => [.. Directory.GetFiles(Corpus).Select(Path.GetFileName).Order().OfType<string>()];
+
+    [Fact]
+    public void TheCorpusHoldsAtLeastAHundredRequests() => Assert.True(Files().Count >= 100, $"{Files().Count} files");
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public async Task HostileRequestGetsA4xxWithAProblemBody(string file)
+    {
+        using var content = new ByteArrayContent(await File.ReadAllBytesAsync(Path.Combine(Corpus, file), TestContext.Current.CancellationToken));
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/json");
+
+        var response = await app.CreateClient().PostAsync(new Uri(OrderSign, UriKind.Relative), content, TestContext.Current.CancellationToken);
+
+        Assert.InRange((int)response.StatusCode, 400, 499);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonNode.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken))!;
+        Assert.Equal((int)response.StatusCode, (int)problem["status"]!);
+    }
+
+    private static readonly JsonNode?[] Replacements =
+    [
+        null, JsonValue.Create(0), JsonValue.Create(-1), JsonValue.Create(1e308), JsonValue.Create(decimal.MaxValue), JsonValue.Create(true),
+        JsonValue.Create(""), JsonValue.Create("x"), JsonValue.Create("\u0000\ud7ff\uffff"), JsonValue.Create("Patient/1"),
+        JsonValue.Create("1946-02-30"), JsonValue.Create("9999-99-99"), JsonValue.Create(new string('z', 5000)),
+        new JsonArray(), new JsonArray(JsonValue.Create(1), null), new JsonObject(), new JsonObject { ["resourceType"] = "Patient" },
+        new JsonObject { ["resourceType"] = "Bundle", ["entry"] = new JsonArray(new JsonObject()) },
+        new JsonObject { ["value"] = 0, ["unit"] = "mg" },
+    ];
+
+    /// <summary>Every path in the index request, and a replacement for the value there: a random mutation.</summary>
+    private static readonly List<string> Paths = PathsOf(Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "").ToList();
+
+    private static IEnumerable<string> PathsOf(JsonNode? node, string path)
+    {
+        if (path.Length > 0) yield return path;
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (key, child) in o) foreach (var p in PathsOf(child, path + "/" + key)) yield return p;
+                break;
+            case JsonArray a:
+                for (var i = 0; i < a.Count; i++) foreach (var p in PathsOf(a[i], path + "/" + i)) yield return p;
+                break;
+        }
+    }
+
+    private static JsonNode Mutate(int pathIndex, int replacementIndex, bool remove)
+    {
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        var steps = Paths[pathIndex].Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var parent = steps[..^1].Aggregate(request, (node, step) => node is JsonArray a ? a[int.Parse(step, System.Globalization.CultureInfo.InvariantCulture)]! : node[step]!);
+        var last = steps[^1];
+        var replacement = Replacements[replacementIndex]?.DeepClone();
+        if (parent is JsonArray array)
+        {
+            var index = int.Parse(last, System.Globalization.CultureInfo.InvariantCulture);
+            if (remove) array.RemoveAt(index);
+            else array[index] = replacement;
+        }
+        else if (remove)
+        {
+            parent.AsObject().Remove(last);
+        }
+        else
+        {
+            parent[last] = replacement;
+        }
+
+        return request;
+    }
+
+    [FsCheck.Xunit.Property(MaxTest = 400, QuietOnSuccess = true)]
+    public Property RandomMutationsOfAValidRequestNeverGetA5xx()
+    {
+        var client = app.CreateClient();
+        var mutations =
+            from path in Gen.Choose(0, Paths.Count - 1)
+            from replacement in Gen.Choose(0, Replacements.Length - 1)
+            from remove in Gen.Elements(false, false, true)
+            select (path, replacement, remove);
+
+        return Prop.ForAll(mutations.ToArbitrary(), m =>
+        {
+            var response = client.PostJson(OrderSign, Mutate(m.path, m.replacement, m.remove)).GetAwaiter().GetResult();
+            var status = (int)response.StatusCode;
+            return (status < 500 && (status == 200 || status == 412 || response.Content.Headers.ContentType?.MediaType == "application/problem+json"))
+                .Label($"{Paths[m.path]} <- {(m.remove ? "(removed)" : Replacements[m.replacement]?.ToJsonString() ?? "null")}: {status}");
+        });
+    }
+}
