@@ -15,6 +15,11 @@ public sealed class CdsHooksApplication : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Development");
+
+        // Every level is captured, so that the log checks cover debug output too.
+        builder.UseSetting("Serilog:MinimumLevel:Default", "Verbose");
+        builder.UseSetting("Serilog:MinimumLevel:Override:Microsoft.AspNetCore", "Verbose");
+        builder.UseSetting("Serilog:MinimumLevel:Override:Microsoft.Hosting.Lifetime", "Verbose");
         builder.ConfigureServices(services =>
         {
             services.AddSingleton<ILogEventSink>(Logs);
