@@ -1,3 +1,5 @@
+using CdsHooks.Api.Analytics;
+using CdsHooks.Api.Audit;
 using CdsHooks.Api.Errors;
 using CdsHooks.Api.Fhir;
 using CdsHooks.Api.Hooks;
@@ -16,6 +18,7 @@ try
     builder.AddLogging();
     builder.AddKnowledge();
     builder.AddFhirServerAccess();
+    builder.AddAudit();
     builder.AddErrorHandling();
     builder.AddCdsSecurity();
     builder.AddCdsHooks();
@@ -25,6 +28,7 @@ try
     app.UseErrorHandling();
     app.UseCdsSecurity();
     app.MapCdsHooks();
+    app.MapAnalytics();
 
     await app.RunAsync();
     return 0;

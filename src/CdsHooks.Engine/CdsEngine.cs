@@ -16,28 +16,28 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
     public KnowledgeBase Knowledge { get; } = knowledge;
 
     /// <exception cref="MissingPatientDataException">A rule concerns a new order but the patient's data is missing.</exception>
-    public async Task<CdsResponse> EvaluateAsync(HookRequest request, CancellationToken cancellationToken = default)
+    public async Task<HookResult> EvaluateAsync(HookRequest request, CancellationToken cancellationToken = default)
     {
         // When no new order contains a drug any rule names, nothing can fire: no patient data is needed. An order
         // whose drug is a reference not yet resolved is unknown, not harmless, so it needs the data too.
         var local = PatientData.FromRequest(request);
         var ordered = PatientContextBuilder.NewMedications(request, local.Medications);
-        if (!_evaluator.AnyRuleConcerns(ordered) && !ordered.Any(m => m.UnresolvedReference is not null)) return CdsResponse.Empty;
+        if (!_evaluator.AnyRuleConcerns(ordered) && !ordered.Any(m => m.UnresolvedReference is not null)) return HookResult.Empty;
 
         var data = fetcher is null ? local : await fetcher.CompleteAsync(request, cancellationToken);
         var newMedications = PatientContextBuilder.NewMedications(request, data.Medications);
         var today = DateOnly.FromDateTime(time.GetLocalNow().Date);
         var patient = PatientContextBuilder.Build(request, data, newMedications, today);
-        var response = Respond(_evaluator.Evaluate(patient));
-        return NotChecked(patient, data) is { } card ? new CdsResponse([.. response.Cards, card]) : response;
+        var result = Respond(_evaluator.Evaluate(patient));
+        return NotChecked(patient, data) is { } card ? new HookResult([.. result.Cards, new IssuedCard(card, IssuedCard.DataGapRule, 1, "")]) : result;
     }
 
     /// <summary>Cards for the problems found, filtered and capped by the site's settings.</summary>
-    public CdsResponse Respond(IReadOnlyList<Problem> problems)
+    public HookResult Respond(IReadOnlyList<Problem> problems)
     {
         var settings = Knowledge.Settings;
-        return new CdsResponse([.. problems
-            .Select(CardBuilder.Build)
+        return new HookResult([.. problems
+            .Select(IssuedCard.From)
             .Where(c => c.Indicator >= settings.MinimumIndicator)
             .OrderByDescending(c => c.Indicator)
             .Take(settings.MaxCards)]);

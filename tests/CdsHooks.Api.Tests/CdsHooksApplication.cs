@@ -12,9 +12,17 @@ public sealed class CdsHooksApplication : WebApplicationFactory<Program>
 {
     public LogCapture Logs { get; } = new();
 
+    /// <summary>Each test host keeps its own audit database, so that tests cannot see each other's cards.</summary>
+    public string DatabasePath { get; } = Path.Combine(Path.GetTempPath(), $"cds-hooks-test-{Guid.NewGuid():N}.db");
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Development");
+        builder.UseSetting("Audit:ConnectionString", $"Data Source={DatabasePath}");
+
+        // The alert-fatigue controls would hide a card the second time a test sends the same request; their own
+        // tests turn them on.
+        builder.UseSetting("Fatigue:Enabled", "false");
 
         // Every level is captured, so that the log checks cover debug output too.
         builder.UseSetting("Serilog:MinimumLevel:Default", "Verbose");

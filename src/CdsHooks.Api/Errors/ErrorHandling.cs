@@ -54,6 +54,13 @@ public sealed class CdsExceptionHandler(IProblemDetailsService problems, ILogger
                 await PreconditionFailed(httpContext, missing, cancellationToken);
                 return true;
 
+            // The audit database is down (hook calls still answer; only feedback and analytics need it).
+            case System.Data.Common.DbException:
+                logger.LogError("Audit database unavailable ({ExceptionType})", exception.GetType().Name);
+                httpContext.Response.Headers.RetryAfter = "5";
+                return await Problem(httpContext, StatusCodes.Status503ServiceUnavailable, "Database unavailable",
+                    "The service could not reach its database; retry shortly.", null);
+
             case OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested:
                 return true; // the client went away; nobody is left to answer
 

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using CdsHooks.Api.Audit;
+using CdsHooks.Api.Feedback;
 using CdsHooks.Api.Security;
 using CdsHooks.Engine;
 using CdsHooks.Engine.Fhir;
@@ -26,12 +28,13 @@ public static class CdsHooksApi
         var group = app.MapGroup("/cds-services").WithCdsSecurity(app.ServiceProvider);
         group.MapGet("/", Discover);
         group.MapPost("/{id}", CallService);
+        group.MapFeedback();
     }
 
     public static Ok<DiscoveryResponse> Discover() => TypedResults.Ok(HookCatalog.Discovery);
 
     public static async Task<Results<Ok<CdsResponse>, ProblemHttpResult>> CallService(
-        string id, HttpRequest request, CdsEngine engine, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+        string id, HttpRequest request, CdsEngine engine, AuditTrail audit, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         diagnostics.Set("ServiceId", id);
         if (HookCatalog.Find(id) is not { } service)
@@ -51,7 +54,8 @@ public static class CdsHooksApi
         diagnostics.Set("Hook", service.Hook);
         diagnostics.Set("HookInstance", hookRequest.HookInstance);
 
-        var response = await engine.EvaluateAsync(hookRequest, cancellationToken);
+        var cards = await audit.ShowAsync(hookRequest, await engine.EvaluateAsync(hookRequest, cancellationToken), cancellationToken);
+        var response = new CdsResponse(cards);
         diagnostics.Set("CardCount", response.Cards.Count);
         return TypedResults.Ok(response);
     }

@@ -14,13 +14,63 @@ public static class CardBuilder
         var head = problem.Head;
         var source = head.Rule.Sources[0];
         var reasons = problem.All.SelectMany(f => f.Rule.OverrideReasons).DistinctBy(r => r.Code).ToList();
+        var suggestions = Suggestions(problem);
         return new Card(
             Guid.NewGuid().ToString(),
             Summary(head),
             problem.All.Max(f => f.Indicator),
             new Source(source.Label, source.Url),
             Detail(problem),
-            OverrideReasons: reasons.Count > 0 ? reasons : null);
+            suggestions.Count > 0 ? suggestions : null,
+            suggestions.Count > 0 ? "at-most-one" : null,
+            reasons.Count > 0 ? reasons : null);
+    }
+
+    /// <summary>The concrete actions a clinician can take from the card: lower the dose of a new order where the rule
+    /// names a dose and the order is in mg, or cancel a new order. One at most.</summary>
+    private static List<Suggestion> Suggestions(Problem problem)
+    {
+        var suggestions = new List<Suggestion>();
+        foreach (var finding in problem.All)
+        {
+            foreach (var change in finding.Rule.DoseChanges)
+            {
+                var side = change.Side == PairSide.A ? finding.SideA : finding.SideB;
+                foreach (var drug in side.Where(d => d.Medication.IsNew && d.MgPerDay > change.MgPerDay))
+                {
+                    if (LowerDose(drug, change.MgPerDay) is { } updated)
+                    {
+                        suggestions.Add(new Suggestion(change.Label, Guid.NewGuid().ToString(), Actions:
+                            [new SuggestionAction("update", $"Change the order to {change.MgPerDay.ToString("0.###", CultureInfo.InvariantCulture)} mg/day", updated)]));
+                    }
+                }
+            }
+        }
+
+        var ordered = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).Select(d => d.Medication)
+            .Where(m => m.IsNew && m.Order?.Id is not null).Distinct();
+        suggestions.AddRange(ordered.Select(m => new Suggestion(
+            $"Cancel the new order: {m.Display}", Guid.NewGuid().ToString(),
+            Actions: [new SuggestionAction("delete", "Remove the draft order", ResourceId: $"MedicationRequest/{m.Order!.Id}")])));
+        return suggestions.DistinctBy(s => s.Label).ToList();
+    }
+
+    // The same order at the target daily dose: each administration's mg scaled down, the schedule kept. Only for an
+    // order with one dosage instruction whose dose is in mg, so that the change is exact.
+    private static Hl7.Fhir.Model.MedicationRequest? LowerDose(ResolvedDrug drug, decimal targetMgPerDay)
+    {
+        if (drug.Medication.Order is not { DosageInstruction: [var dosage] } order || drug.MgPerDay is not { } current) return null;
+        if (dosage.DoseAndRate is not [{ Dose: Hl7.Fhir.Model.Quantity { Value: { } perDose } quantity }] || (quantity.Code ?? quantity.Unit) is not "mg")
+        {
+            return null;
+        }
+
+        var updated = Hl7.Fhir.Model.BaseExtensions.DeepCopy(order);
+        var newDose = Math.Round(perDose * targetMgPerDay / current, 3);
+        var updatedDosage = updated.DosageInstruction[0];
+        updatedDosage.DoseAndRate[0].Dose = new Hl7.Fhir.Model.Quantity(newDose, "mg") { Unit = "mg", System = "http://unitsofmeasure.org" };
+        updatedDosage.Text = $"{newDose.ToString("0.###", CultureInfo.InvariantCulture)} mg per dose ({targetMgPerDay.ToString("0.###", CultureInfo.InvariantCulture)} mg/day)";
+        return updated;
     }
 
     public static string Summary(Finding finding)

@@ -175,7 +175,17 @@ public static partial class KnowledgeLoader
                 sources,
                 [.. (raw.OverrideReasons ?? []).Select((r, i) => new Hooks.Coding(OverrideReasonSystem,
                     Required(r.Code, $"overrideReasons[{i}].code"), Required(r.Display, $"overrideReasons[{i}].display")))],
-                examples);
+                examples,
+                [.. (raw.Suggestions ?? []).Select((x, i) => DoseChange(x, $"suggestions[{i}]"))]);
+        }
+
+        private DoseChange DoseChange(SuggestionFile suggestion, string at)
+        {
+            var lower = suggestion.LowerDose ?? throw Error(at, "a suggestion is lowerDose: { side, mgPerDay, label }.");
+            return new DoseChange(
+                lower.Side switch { "a" => PairSide.A, "b" => PairSide.B, _ => throw Error($"{at}.lowerDose.side", "a or b.") },
+                lower.MgPerDay is > 0 ? lower.MgPerDay.Value : throw Error($"{at}.lowerDose.mgPerDay", "a positive number of mg per day."),
+                Required(lower.Label, $"{at}.lowerDose.label"));
         }
 
         private PatientFactor Factor(FactorFile f, string at, List<RuleSource> sources)

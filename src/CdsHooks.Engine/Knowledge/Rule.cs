@@ -38,7 +38,8 @@ public sealed record Rule(
     IReadOnlyList<PatientFactor> Factors,
     IReadOnlyList<RuleSource> Sources,
     IReadOnlyList<Coding> OverrideReasons,
-    IReadOnlyList<RuleExample> Examples)
+    IReadOnlyList<RuleExample> Examples,
+    IReadOnlyList<DoseChange> DoseChanges)
 {
     public static bool InAny(IReadOnlyList<DrugGroup> groups, string ingredientCode)
     {
@@ -56,6 +57,10 @@ public enum PairSide
     A,
     B,
 }
+
+/// <summary>A suggestion to replace the new order on one side with the same order at this daily dose (the label's
+/// maximum or starting dose): offered when the order's dose is in mg and above it.</summary>
+public sealed record DoseChange(PairSide Side, decimal MgPerDay, string Label);
 
 /// <summary>A daily-dose condition on the drugs matched on one side of the rule; with <see cref="Of"/>, only on
 /// those of them in these groups (a clonazepam threshold does not apply to alprazolam).</summary>

@@ -23,6 +23,19 @@ internal sealed class RuleFile
     public List<SourceFile>? Sources { get; set; }
     public List<OverrideReasonFile>? OverrideReasons { get; set; }
     public List<ExampleFile>? Examples { get; set; }
+    public List<SuggestionFile>? Suggestions { get; set; }
+}
+
+internal sealed class SuggestionFile
+{
+    public DoseChangeFile? LowerDose { get; set; }
+}
+
+internal sealed class DoseChangeFile
+{
+    public string? Side { get; set; }
+    public decimal? MgPerDay { get; set; }
+    public string? Label { get; set; }
 }
 
 internal sealed class DrugsFile

@@ -114,7 +114,7 @@ public static class PatientContextBuilder
 
     private static MedicationUse Describe(MedicationRequest request, MedicationStatus status, IReadOnlyDictionary<string, Medication> medications) =>
         Describe(request.Medication, request.Contained, request.DosageInstruction, status,
-            status == MedicationStatus.Stopped ? StoppedOn(request) : null, request.Id, medications);
+            status == MedicationStatus.Stopped ? StoppedOn(request) : null, request.Id, medications) with { Order = request };
 
     private static MedicationUse Describe(MedicationStatement statement, MedicationStatus status, IReadOnlyDictionary<string, Medication> medications) =>
         Describe(statement.Medication, statement.Contained, statement.Dosage, status,

@@ -64,7 +64,19 @@ public sealed class PerimeterTests(CdsHooksApplication app) : IClassFixture<CdsH
     }
 
     [Fact]
-    public async Task ProductionRefusesToStartWithoutATrustedClient()
+    public async Task ProductionRefusesToStartWithoutATrustedClient() =>
+        Assert.Contains("Authentication is required outside Development", await FailedStart(new() { ["Audit__HashKey"] = "k" }), StringComparison.Ordinal);
+
+    [Fact]
+    public async Task ProductionRefusesToStartWithoutAnAuditHashKey() =>
+        Assert.Contains("Audit:HashKey is required", await FailedStart(new()
+        {
+            ["Authentication__TrustedClients__0__Issuer"] = "https://ehr.example.org",
+            ["Authentication__TrustedClients__0__JwksUrl"] = "https://ehr.example.org/jwks.json",
+        }), StringComparison.Ordinal);
+
+    /// <summary>Starts the real service process in Production; it must exit with 1. Returns what it printed.</summary>
+    private static async Task<string> FailedStart(Dictionary<string, string> settings)
     {
         var start = new System.Diagnostics.ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "CdsHooks.Api.dll")])
         {
@@ -72,13 +84,14 @@ public sealed class PerimeterTests(CdsHooksApplication app) : IClassFixture<CdsH
             RedirectStandardError = true,
             Environment = { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" },
         };
+        foreach (var (key, value) in settings) start.Environment[key] = value;
         using var process = System.Diagnostics.Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
         var errors = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
         await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
 
         Assert.Equal(1, process.ExitCode);
-        Assert.Contains("Authentication is required outside Development", await output + await errors, StringComparison.Ordinal);
+        return await output + await errors;
     }
 
     [Fact]

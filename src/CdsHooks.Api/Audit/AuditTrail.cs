@@ -1,0 +1,46 @@
+using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
+using CdsHooks.Engine.Evaluation;
+using CdsHooks.Engine.Hooks;
+using Microsoft.Extensions.Options;
+
+namespace CdsHooks.Api.Audit;
+
+/// <summary>
+/// Between the engine and the EHR: drops the cards the alert-fatigue controls hold back, records every card shown
+/// (identifiers, codes and keyed hashes only) and answers with the rest. When the database cannot be reached, the
+/// cards are shown unfiltered and unrecorded: a clinician must not lose a warning because the audit trail is down.
+/// </summary>
+public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IOptions<FatigueOptions> fatigue, TimeProvider time, ILogger<AuditTrail> logger)
+{
+    private readonly byte[] _key = Encoding.UTF8.GetBytes(audit.Value.HashKey ?? DevelopmentKey);
+
+    public const string DevelopmentKey = "development-only-audit-key";
+
+    public async Task<IReadOnlyList<Card>> ShowAsync(HookRequest request, HookResult result, CancellationToken cancellationToken)
+    {
+        if (result.Cards.Count == 0) return [];
+        var patient = Hash("patient", request.FhirServer, request.PatientId);
+        var encounter = request.EncounterId is { } id ? Hash("encounter", request.FhirServer, id) : null;
+        var now = time.GetUtcNow();
+        try
+        {
+            var history = await store.HistoryAsync(patient, now - fatigue.Value.Horizon, cancellationToken);
+            var shown = result.Cards.Where(c => FatiguePolicy.Suppression(c, encounter, history, fatigue.Value, now) is null).ToList();
+            await store.RecordCardsAsync([.. shown.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook,
+                request.HookInstance, c.RuleId, c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))], cancellationToken);
+            return [.. shown.Select(c => c.Card)];
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException or TimeoutException)
+        {
+            logger.LogError("Audit database unavailable ({ExceptionType}): cards returned without fatigue controls and not recorded", e.GetType().Name);
+            return [.. result.Cards.Select(c => c.Card)];
+        }
+    }
+
+    /// <summary>A keyed hash (HMAC-SHA256) of an identifier: the same patient maps to the same value, which cannot be
+    /// turned back into the id without the key.</summary>
+    public string Hash(string kind, string? fhirServer, string id) =>
+        Convert.ToHexStringLower(HMACSHA256.HashData(_key, Encoding.UTF8.GetBytes($"{kind}|{fhirServer}|{id}")));
+}

@@ -1,0 +1,280 @@
+using System.Data.Common;
+using CdsHooks.Engine.Evaluation;
+using CdsHooks.Engine.Hooks;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace CdsHooks.Api.Audit;
+
+/// <summary>One card as kept: identifiers and codes only. Patient and encounter are keyed hashes.</summary>
+public sealed record CardRecord(
+    string CardUuid, string ServiceId, string Hook, string HookInstance, string RuleId, int RuleVersion, Indicator Indicator,
+    string Drugs, string PatientHash, string? EncounterHash, IReadOnlyList<string> SuggestionIds, DateTimeOffset IssuedAt);
+
+/// <summary>One feedback item as kept. The clinician's free-text comment is not kept (it may name the patient):
+/// only whether there was one.</summary>
+public sealed record FeedbackRecord(
+    string CardUuid, string Outcome, DateTimeOffset OutcomeAt, IReadOnlyList<string> AcceptedSuggestions,
+    string? OverrideSystem, string? OverrideCode, string? OverrideDisplay, bool HasComment);
+
+public sealed record RuleOutcomes(string RuleId, string Indicator, long Shown, long Accepted, long Overridden, IReadOnlyList<ReasonCount> TopOverrideReasons)
+{
+    public double OverrideRate => Shown == 0 ? 0 : Math.Round((double)Overridden / Shown, 3);
+}
+
+public sealed record ReasonCount(string Code, string? Display, long Count);
+
+public enum FeedbackResult
+{
+    Recorded,
+    AlreadyRecorded,
+    UnknownCard,
+}
+
+/// <summary>
+/// The audit trail and feedback on SQLite (a file, WAL, synchronous=FULL: a committed write is on disk) or PostgreSQL
+/// (several instances behind a load balancer), through Dapper with plain SQL that both accept. The schema is created
+/// and migrated at start-up, in a transaction, from the numbered scripts below.
+/// </summary>
+public sealed class CardStore : IDisposable
+{
+    // Version n of the schema is Migrations[n - 1]; both engines take the same SQL (timestamps are Unix milliseconds).
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE issued_card (
+            card_uuid VARCHAR(64) PRIMARY KEY,
+            service_id VARCHAR(100) NOT NULL,
+            hook VARCHAR(50) NOT NULL,
+            hook_instance VARCHAR(128) NOT NULL,
+            rule_id VARCHAR(100) NOT NULL,
+            rule_version INTEGER NOT NULL,
+            indicator VARCHAR(10) NOT NULL,
+            drugs VARCHAR(400) NOT NULL,
+            patient_hash CHAR(64) NOT NULL,
+            encounter_hash CHAR(64),
+            suggestion_ids TEXT NOT NULL,
+            issued_at BIGINT NOT NULL
+        );
+        CREATE INDEX ix_issued_card_history ON issued_card (patient_hash, rule_id, drugs, issued_at);
+        CREATE INDEX ix_issued_card_time ON issued_card (issued_at);
+        CREATE TABLE card_feedback (
+            card_uuid VARCHAR(64) NOT NULL,
+            outcome VARCHAR(20) NOT NULL,
+            outcome_at BIGINT NOT NULL,
+            accepted_suggestions TEXT NOT NULL,
+            override_system VARCHAR(200),
+            override_code VARCHAR(100),
+            override_display VARCHAR(200),
+            has_comment INTEGER NOT NULL,
+            received_at BIGINT NOT NULL,
+            PRIMARY KEY (card_uuid, outcome, outcome_at)
+        );
+        """,
+    ];
+
+    private readonly bool _sqlite;
+    private readonly string _connectionString;
+    private readonly NpgsqlDataSource? _postgres;
+
+    public CardStore(IOptions<AuditOptions> options)
+    {
+        var audit = options.Value;
+        _sqlite = audit.Provider.Equals("sqlite", StringComparison.OrdinalIgnoreCase);
+        if (!_sqlite && !audit.Provider.Equals("postgres", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidOperationException("Audit:Provider must be sqlite or postgres.");
+        }
+
+        if (_sqlite)
+        {
+            var builder = new SqliteConnectionStringBuilder(audit.ConnectionString);
+            builder.DataSource = Path.GetFullPath(builder.DataSource, AppContext.BaseDirectory);
+            Directory.CreateDirectory(Path.GetDirectoryName(builder.DataSource)!);
+            _connectionString = builder.ToString();
+        }
+        else
+        {
+            _connectionString = audit.ConnectionString;
+            _postgres = NpgsqlDataSource.Create(audit.ConnectionString);
+        }
+    }
+
+    public string Provider => _sqlite ? "sqlite" : "postgres";
+
+    private async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        if (_postgres is not null) return await _postgres.OpenConnectionAsync(cancellationToken);
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+        // FULL: a transaction is on disk when it commits, so a 200 for feedback survives a crash of the process.
+        await connection.ExecuteAsync("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+        return connection;
+    }
+
+    /// <summary>Creates or upgrades the schema; several instances starting together serialise on the version table.</summary>
+    public async Task MigrateAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        if (_sqlite) await connection.ExecuteAsync("PRAGMA journal_mode = WAL;");
+        await connection.ExecuteAsync("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (!_sqlite) await connection.ExecuteAsync("LOCK TABLE schema_version IN EXCLUSIVE MODE", transaction: transaction);
+        var version = await connection.ExecuteScalarAsync<int?>("SELECT MAX(version) FROM schema_version", transaction: transaction) ?? 0;
+        for (var next = version; next < Migrations.Length; next++)
+        {
+            await connection.ExecuteAsync(Migrations[next], transaction: transaction);
+            await connection.ExecuteAsync("INSERT INTO schema_version (version) VALUES (@v)", new { v = next + 1 }, transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public async Task<bool> IsReachableAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken);
+            return await connection.ExecuteScalarAsync<int>("SELECT 1") == 1;
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException or TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    public async Task RecordCardsAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken)
+    {
+        if (cards.Count == 0) return;
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO issued_card (card_uuid, service_id, hook, hook_instance, rule_id, rule_version, indicator, drugs,
+                                     patient_hash, encounter_hash, suggestion_ids, issued_at)
+            VALUES (@CardUuid, @ServiceId, @Hook, @HookInstance, @RuleId, @RuleVersion, @Indicator, @Drugs,
+                    @PatientHash, @EncounterHash, @SuggestionIds, @IssuedAt)
+            """,
+            cards.Select(c => new
+            {
+                c.CardUuid, c.ServiceId, c.Hook, c.HookInstance, c.RuleId, c.RuleVersion, Indicator = Name(c.Indicator), c.Drugs,
+                c.PatientHash, c.EncounterHash, SuggestionIds = string.Join(',', c.SuggestionIds), IssuedAt = c.IssuedAt.ToUnixTimeMilliseconds(),
+            }),
+            transaction);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>The cards issued for this patient since <paramref name="since"/>, with their latest feedback.</summary>
+    public async Task<IReadOnlyList<PastCard>> HistoryAsync(string patientHash, DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string RuleId, string Drugs, string? EncounterHash, string Indicator, long IssuedAt, string? Outcome, string? OverrideCode, long? OutcomeAt)>(
+            """
+            SELECT c.rule_id, c.drugs, c.encounter_hash, c.indicator, c.issued_at, f.outcome, f.override_code, f.outcome_at
+            FROM issued_card c LEFT JOIN card_feedback f ON f.card_uuid = c.card_uuid
+            WHERE c.patient_hash = @patientHash AND (c.issued_at >= @since OR f.outcome_at >= @since)
+            """,
+            new { patientHash, since = since.ToUnixTimeMilliseconds() });
+        return [.. rows.Select(r => new PastCard(r.RuleId, r.Drugs, r.EncounterHash, Parse(r.Indicator), DateTimeOffset.FromUnixTimeMilliseconds(r.IssuedAt),
+            r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null))];
+    }
+
+    /// <summary>The uuids among <paramref name="cardUuids"/> that this service issued, with their suggestions.</summary>
+    public async Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> KnownCardsAsync(IReadOnlyCollection<string> cardUuids, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        // Dapper expands a list for SQLite; Npgsql takes it as one array parameter.
+        var rows = await connection.QueryAsync<(string Uuid, string Suggestions)>(
+            _sqlite
+                ? "SELECT card_uuid, suggestion_ids FROM issued_card WHERE card_uuid IN @uuids"
+                : "SELECT card_uuid, suggestion_ids FROM issued_card WHERE card_uuid = ANY(@uuids)",
+            new { uuids = cardUuids.ToArray() });
+        return rows.ToDictionary(r => r.Uuid, r => (IReadOnlyList<string>)r.Suggestions.Split(',', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    /// <summary>Records feedback in one transaction: when this returns, every item is on disk. The same item sent
+    /// again (same card, outcome and time) is recorded once.</summary>
+    public async Task<IReadOnlyList<FeedbackResult>> RecordFeedbackAsync(IReadOnlyList<FeedbackRecord> items, DateTimeOffset receivedAt, CancellationToken cancellationToken)
+    {
+        var known = await KnownCardsAsync([.. items.Select(i => i.CardUuid).Distinct()], cancellationToken);
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var results = new List<FeedbackResult>();
+        foreach (var item in items)
+        {
+            if (!known.ContainsKey(item.CardUuid))
+            {
+                results.Add(FeedbackResult.UnknownCard);
+                continue;
+            }
+
+            var inserted = await connection.ExecuteAsync(
+                """
+                INSERT INTO card_feedback (card_uuid, outcome, outcome_at, accepted_suggestions, override_system, override_code,
+                                           override_display, has_comment, received_at)
+                VALUES (@CardUuid, @Outcome, @OutcomeAt, @Accepted, @OverrideSystem, @OverrideCode, @OverrideDisplay, @HasComment, @ReceivedAt)
+                ON CONFLICT DO NOTHING
+                """,
+                new
+                {
+                    item.CardUuid, item.Outcome, OutcomeAt = item.OutcomeAt.ToUnixTimeMilliseconds(), Accepted = string.Join(',', item.AcceptedSuggestions),
+                    item.OverrideSystem, item.OverrideCode, item.OverrideDisplay, HasComment = item.HasComment ? 1 : 0,
+                    ReceivedAt = receivedAt.ToUnixTimeMilliseconds(),
+                },
+                transaction);
+            results.Add(inserted == 1 ? FeedbackResult.Recorded : FeedbackResult.AlreadyRecorded);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return results;
+    }
+
+    /// <summary>Per rule and indicator over a period: cards shown, accepted, overridden, and the top override reasons.
+    /// Aggregates only.</summary>
+    public async Task<IReadOnlyList<RuleOutcomes>> OutcomesAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var period = new { from = from.ToUnixTimeMilliseconds(), to = to.ToUnixTimeMilliseconds() };
+        var totals = await connection.QueryAsync<(string RuleId, string Indicator, long Shown, long Accepted, long Overridden)>(
+            """
+            SELECT c.rule_id, c.indicator, COUNT(*) AS shown,
+                   SUM(CASE WHEN EXISTS (SELECT 1 FROM card_feedback f WHERE f.card_uuid = c.card_uuid AND f.outcome = 'accepted') THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN EXISTS (SELECT 1 FROM card_feedback f WHERE f.card_uuid = c.card_uuid AND f.outcome = 'overridden') THEN 1 ELSE 0 END)
+            FROM issued_card c
+            WHERE c.issued_at >= @from AND c.issued_at < @to
+            GROUP BY c.rule_id, c.indicator
+            ORDER BY c.rule_id, c.indicator
+            """, period);
+        var reasons = (await connection.QueryAsync<(string RuleId, string Indicator, string Code, string? Display, long Count)>(
+            """
+            SELECT c.rule_id, c.indicator, f.override_code, MAX(f.override_display), COUNT(DISTINCT c.card_uuid)
+            FROM issued_card c JOIN card_feedback f ON f.card_uuid = c.card_uuid
+            WHERE c.issued_at >= @from AND c.issued_at < @to AND f.outcome = 'overridden' AND f.override_code IS NOT NULL
+            GROUP BY c.rule_id, c.indicator, f.override_code
+            """, period)).ToLookup(r => (r.RuleId, r.Indicator));
+        return [.. totals.Select(t => new RuleOutcomes(t.RuleId, t.Indicator, t.Shown, t.Accepted, t.Overridden,
+            [.. reasons[(t.RuleId, t.Indicator)].OrderByDescending(r => r.Count).ThenBy(r => r.Code, StringComparer.Ordinal).Take(3)
+                .Select(r => new ReasonCount(r.Code, r.Display, r.Count))]))];
+    }
+
+    /// <summary>Deletes cards issued before <paramref name="before"/> and their feedback; returns the cards deleted.</summary>
+    public async Task<int> PurgeAsync(DateTimeOffset before, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var cutoff = new { before = before.ToUnixTimeMilliseconds() };
+        await connection.ExecuteAsync(
+            "DELETE FROM card_feedback WHERE card_uuid IN (SELECT card_uuid FROM issued_card WHERE issued_at < @before)", cutoff, transaction);
+        var deleted = await connection.ExecuteAsync("DELETE FROM issued_card WHERE issued_at < @before", cutoff, transaction);
+        await transaction.CommitAsync(cancellationToken);
+        return deleted;
+    }
+
+    private static string Name(Indicator indicator) => indicator.ToString().ToLowerInvariant();
+
+    private static Indicator Parse(string indicator) => Enum.Parse<Indicator>(indicator, ignoreCase: true);
+
+    public void Dispose() => _postgres?.Dispose();
+}

@@ -1,0 +1,31 @@
+using CdsHooks.Engine.Hooks;
+
+namespace CdsHooks.Engine.Evaluation;
+
+/// <summary>A card with what the audit trail and the alert-fatigue controls need to know about it: which rule (and
+/// version) made it, and which drugs it is about. <see cref="DrugsKey"/> is the sorted RxNorm ingredient codes
+/// ("2598+15996"): the same problem about the same drugs has the same key from one hook call to the next.</summary>
+public sealed record IssuedCard(Card Card, string RuleId, int RuleVersion, string DrugsKey)
+{
+    /// <summary>The rule id of the info card that says what could not be checked.</summary>
+    public const string DataGapRule = "data-gap";
+
+    public Indicator Indicator => Card.Indicator;
+
+    public IReadOnlyList<string> SuggestionIds => [.. (Card.Suggestions ?? []).Select(s => s.Uuid).OfType<string>()];
+
+    public static IssuedCard From(Problem problem)
+    {
+        var drugs = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).SelectMany(d => d.Ingredients).Select(i => i.Code)
+            .Distinct().Order(StringComparer.Ordinal);
+        return new IssuedCard(CardBuilder.Build(problem), problem.Head.Rule.Id, problem.Head.Rule.Version, string.Join('+', drugs));
+    }
+}
+
+/// <summary>What a hook call produced, before any alert-fatigue control.</summary>
+public sealed record HookResult(IReadOnlyList<IssuedCard> Cards)
+{
+    public static HookResult Empty { get; } = new([]);
+
+    public CdsResponse ToResponse() => new([.. Cards.Select(c => c.Card)]);
+}

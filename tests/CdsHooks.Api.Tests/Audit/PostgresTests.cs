@@ -1,0 +1,81 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using CdsHooks.Tests;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace CdsHooks.Api.Tests.Audit;
+
+/// <summary>The audit trail on PostgreSQL, as a health system would run several instances: migrations at start-up,
+/// the feedback round trip, and two instances sharing one database.</summary>
+public sealed class PostgresTests : IAsyncLifetime
+{
+    private const string OrderSign = "/cds-services/medication-safety-order-sign";
+
+    private PostgresDatabase _database = null!;
+    private readonly CdsHooksApplication _root = new();
+
+    public async ValueTask InitializeAsync() => _database = await PostgresDatabase.CreateAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _root.DisposeAsync();
+        if (_database is not null) await _database.DisposeAsync();
+    }
+
+    private WebApplicationFactory<Program> Instance(bool fatigue = false) => _root.WithWebHostBuilder(b => b
+        .UseSetting("Audit:Provider", "postgres")
+        .UseSetting("Audit:ConnectionString", _database.ConnectionString)
+        .UseSetting("Fatigue:Enabled", fatigue ? "true" : "false")
+        .UseSetting("Fatigue:RepeatWindow", "00:00:00"));
+
+    private static async Task<JsonArray> Cards(WebApplicationFactory<Program> app)
+    {
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        request["hookInstance"] = Guid.NewGuid().ToString();
+        var response = await app.CreateClient().PostJson(OrderSign, request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.Json())["cards"]!.AsArray();
+    }
+
+    private static JsonObject Overridden(JsonNode card) => new()
+    {
+        ["feedback"] = new JsonArray(new JsonObject
+        {
+            ["card"] = (string)card["uuid"]!,
+            ["outcome"] = "overridden",
+            ["overrideReason"] = new JsonObject { ["reason"] = new JsonObject { ["system"] = "urn:medication-safety-cds:override-reason", ["code"] = "benefit-outweighs-risk", ["display"] = "Benefit outweighs risk; will monitor" } },
+            ["outcomeTimestamp"] = DateTimeOffset.UtcNow.ToString("O"),
+        }),
+    };
+
+    [Fact]
+    public async Task FeedbackRoundTripOnPostgres()
+    {
+        await using var app = Instance();
+        var card = Assert.Single(await Cards(app))!;
+
+        var feedback = await app.CreateClient().PostJson(OrderSign + "/feedback", Overridden(card));
+        Assert.Equal("recorded", (string)(await feedback.Json())["results"]![0]!["status"]!);
+
+        var outcomes = await (await app.CreateClient().GetAsync(new Uri("/analytics/outcomes", UriKind.Relative), TestContext.Current.CancellationToken)).Json();
+        var rule = Assert.Single(outcomes["rules"]!.AsArray())!;
+        Assert.Equal(1, (long)rule["shown"]!);
+        Assert.Equal(1, (long)rule["overridden"]!);
+        Assert.Equal("benefit-outweighs-risk", (string)rule["topOverrideReasons"]![0]!["code"]!);
+    }
+
+    [Fact]
+    public async Task TwoInstancesShareCardsFeedbackAndTheirConsequences()
+    {
+        await using var first = Instance(fatigue: true);
+        await using var second = Instance(fatigue: true);
+        var card = Assert.Single(await Cards(first))!;
+
+        // The other instance knows the card, takes the override, and holds the card back from then on.
+        var feedback = await second.CreateClient().PostJson(OrderSign + "/feedback", Overridden(card));
+        Assert.Equal("recorded", (string)(await feedback.Json())["results"]![0]!["status"]!);
+        Assert.Empty(await Cards(second));
+        Assert.Empty(await Cards(first));
+    }
+}
