@@ -5,8 +5,11 @@ using CdsHooks.Api.Fhir;
 using CdsHooks.Api.Hooks;
 using CdsHooks.Api.Knowledge;
 using CdsHooks.Api.Logging;
+using CdsHooks.Api.Operations;
 using CdsHooks.Api.Security;
 using Serilog;
+
+if (args is ["--health-check", ..]) return await HealthProbe.RunAsync();
 
 // A plain console logger until configuration is read: it reports a service that cannot start (for example a broken
 // rule file) and is replaced by the configured logger once the host is built.
@@ -19,6 +22,7 @@ try
     builder.AddKnowledge();
     builder.AddFhirServerAccess();
     builder.AddAudit();
+    builder.AddOperations();
     builder.AddErrorHandling();
     builder.AddCdsSecurity();
     builder.AddCdsHooks();
@@ -29,6 +33,7 @@ try
     app.UseCdsSecurity();
     app.MapCdsHooks();
     app.MapAnalytics();
+    app.MapOperations();
 
     await app.RunAsync();
     return 0;

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using CdsHooks.Engine.Evaluation;
 using CdsHooks.Engine.Hooks;
+using CdsHooks.Engine.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace CdsHooks.Api.Audit;
@@ -27,7 +28,14 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         try
         {
             var history = await store.HistoryAsync(patient, now - fatigue.Value.Horizon, cancellationToken);
-            var shown = result.Cards.Where(c => FatiguePolicy.Suppression(c, encounter, history, fatigue.Value, now) is null).ToList();
+            var shown = new List<IssuedCard>();
+            foreach (var card in result.Cards)
+            {
+                if (FatiguePolicy.Suppression(card, encounter, history, fatigue.Value, now) is null) shown.Add(card);
+                else CdsMetrics.CardsHeldBack.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId));
+            }
+
+            Count(shown);
             await store.RecordCardsAsync([.. shown.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook,
                 request.HookInstance, c.RuleId, c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))], cancellationToken);
             return [.. shown.Select(c => c.Card)];
@@ -35,7 +43,16 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         catch (Exception e) when (e is DbException or InvalidOperationException or TimeoutException)
         {
             logger.LogError("Audit database unavailable ({ExceptionType}): cards returned without fatigue controls and not recorded", e.GetType().Name);
+            Count(result.Cards);
             return [.. result.Cards.Select(c => c.Card)];
+        }
+    }
+
+    private static void Count(IEnumerable<IssuedCard> shown)
+    {
+        foreach (var card in shown)
+        {
+            CdsMetrics.Cards.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId), new KeyValuePair<string, object?>("indicator", card.Card.Indicator.ToString().ToLowerInvariant()));
         }
     }
 

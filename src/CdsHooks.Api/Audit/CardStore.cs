@@ -73,6 +73,15 @@ public sealed class CardStore : IDisposable
             PRIMARY KEY (card_uuid, outcome, outcome_at)
         );
         """,
+        """
+        CREATE TABLE used_token (
+            issuer VARCHAR(300) NOT NULL,
+            jti VARCHAR(300) NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (issuer, jti)
+        );
+        CREATE INDEX ix_used_token_expiry ON used_token (expires_at);
+        """,
     ];
 
     private readonly bool _sqlite;
@@ -104,14 +113,25 @@ public sealed class CardStore : IDisposable
 
     public string Provider => _sqlite ? "sqlite" : "postgres";
 
-    private async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    private async Task<DbConnection> OpenAsync(CancellationToken cancellationToken, bool durable = true)
     {
         if (_postgres is not null) return await _postgres.OpenConnectionAsync(cancellationToken);
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);
         // FULL: a transaction is on disk when it commits, so a 200 for feedback survives a crash of the process.
-        await connection.ExecuteAsync("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+        // NORMAL (still crash-safe in WAL mode, not power-loss-safe) where losing the last writes costs nothing.
+        await connection.ExecuteAsync(durable ? "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;" : "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
         return connection;
+    }
+
+    /// <summary>Records that a token id was used; false when it already was (a replay). Shared by every instance
+    /// on the same database, so a token replayed to another instance is refused too.</summary>
+    public async Task<bool> FirstUseAsync(string issuer, string jti, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken, durable: false);
+        return await connection.ExecuteAsync(
+            "INSERT INTO used_token (issuer, jti, expires_at) VALUES (@issuer, @jti, @expires) ON CONFLICT DO NOTHING",
+            new { issuer, jti, expires = expiresAt.ToUnixTimeMilliseconds() }) == 1;
     }
 
     /// <summary>Creates or upgrades the schema; several instances starting together serialise on the version table.</summary>
@@ -268,6 +288,7 @@ public sealed class CardStore : IDisposable
         await connection.ExecuteAsync(
             "DELETE FROM card_feedback WHERE card_uuid IN (SELECT card_uuid FROM issued_card WHERE issued_at < @before)", cutoff, transaction);
         var deleted = await connection.ExecuteAsync("DELETE FROM issued_card WHERE issued_at < @before", cutoff, transaction);
+        await connection.ExecuteAsync("DELETE FROM used_token WHERE expires_at < @now", new { now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, transaction);
         await transaction.CommitAsync(cancellationToken);
         return deleted;
     }

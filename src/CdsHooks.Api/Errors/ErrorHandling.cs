@@ -51,6 +51,7 @@ public sealed class CdsExceptionHandler(IProblemDetailsService problems, ILogger
                     "A FHIR element in the request does not have its R4 type or shape.", null);
 
             case MissingPatientDataException missing:
+                CdsHooks.Engine.Telemetry.CdsMetrics.PreconditionFailed.Add(1);
                 await PreconditionFailed(httpContext, missing, cancellationToken);
                 return true;
 

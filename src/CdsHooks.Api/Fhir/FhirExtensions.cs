@@ -17,7 +17,10 @@ public static class FhirExtensions
             .Validate(o => o.MaxPages >= 1, "Fhir:MaxPages must be 1 or more.")
             .Validate(o => o.AllowedServers.TrueForAll(s => Uri.TryCreate(s, UriKind.Absolute, out _)), "Fhir:AllowedServers must be absolute URLs.")
             .ValidateOnStart();
-        builder.Services.AddMemoryCache();
+        // Fetched patient data is shared by instances through Redis when Redis:Configuration is set; memory otherwise.
+        var redis = builder.Configuration["Redis:Configuration"];
+        if (string.IsNullOrWhiteSpace(redis)) builder.Services.AddDistributedMemoryCache();
+        else builder.Services.AddStackExchangeRedisCache(o => { o.Configuration = redis; o.InstanceName = "cdshooks:"; });
 
         var fhir = builder.Configuration.GetSection(FhirServerOptions.Section).Get<FhirServerOptions>() ?? new FhirServerOptions();
         builder.Services.AddHttpClient(PatientDataFetcher.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
@@ -38,7 +41,7 @@ public static class FhirExtensions
 
         builder.Services.AddSingleton(services => new PatientDataFetcher(
             services.GetRequiredService<IHttpClientFactory>(),
-            services.GetRequiredService<Microsoft.Extensions.Caching.Memory.IMemoryCache>(),
+            services.GetRequiredService<Microsoft.Extensions.Caching.Distributed.IDistributedCache>(),
             services.GetRequiredService<IOptions<FhirServerOptions>>().Value,
             services.GetRequiredService<ILogger<PatientDataFetcher>>()));
     }

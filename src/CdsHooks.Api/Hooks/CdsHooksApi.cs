@@ -5,6 +5,7 @@ using CdsHooks.Api.Security;
 using CdsHooks.Engine;
 using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
+using CdsHooks.Engine.Telemetry;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Serilog;
 
@@ -37,6 +38,7 @@ public static class CdsHooksApi
         string id, HttpRequest request, CdsEngine engine, AuditTrail audit, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         diagnostics.Set("ServiceId", id);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         if (HookCatalog.Find(id) is not { } service)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Unknown CDS service",
@@ -57,6 +59,7 @@ public static class CdsHooksApi
         var cards = await audit.ShowAsync(hookRequest, await engine.EvaluateAsync(hookRequest, cancellationToken), cancellationToken);
         var response = new CdsResponse(cards);
         diagnostics.Set("CardCount", response.Cards.Count);
+        CdsMetrics.HookDuration.Record(clock.Elapsed.TotalMilliseconds, new("hook", service.Hook), new("service", service.Id));
         return TypedResults.Ok(response);
     }
 }

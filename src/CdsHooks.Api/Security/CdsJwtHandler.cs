@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -22,7 +21,7 @@ public sealed class CdsJwtHandler(
     UrlEncoder encoder,
     IOptions<CdsAuthenticationOptions> settings,
     JwksCache jwks,
-    IMemoryCache replayCache,
+    CdsHooks.Api.Audit.CardStore usedTokens,
     TimeProvider time)
     : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
 {
@@ -34,8 +33,6 @@ public sealed class CdsJwtHandler(
         SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384, SecurityAlgorithms.EcdsaSha512,
         SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
     };
-
-    private static readonly Lock ReplayLock = new();
 
     private readonly JsonWebTokenHandler _tokens = new();
     private readonly ILogger _log = loggerFactory.CreateLogger<CdsJwtHandler>();
@@ -111,7 +108,11 @@ public sealed class CdsJwtHandler(
         }
 
         if (string.IsNullOrEmpty(token.Id)) return Fail("no jti", client.Issuer);
-        if (!FirstUse(client.Issuer, token.Id, token.ValidTo + options.ClockSkew)) return Fail("jti replayed", client.Issuer);
+        // A jti is remembered (in the shared database) until its token expires: within that time it is a replay.
+        if (!await usedTokens.FirstUseAsync(client.Issuer, token.Id, new DateTimeOffset(token.ValidTo + options.ClockSkew, TimeSpan.Zero), Context.RequestAborted))
+        {
+            return Fail("jti replayed", client.Issuer);
+        }
 
         var identity = new ClaimsIdentity([new Claim("iss", client.Issuer), new Claim("sub", token.Subject ?? client.Issuer)], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
@@ -133,18 +134,6 @@ public sealed class CdsJwtHandler(
             : options.PublicBaseUrl.TrimEnd('/') + path;
     }
 
-    // A jti is remembered until its token expires: within that time the same token is a replay.
-    private bool FirstUse(string issuer, string jti, DateTime until)
-    {
-        var key = $"jti|{issuer}|{jti}";
-        lock (ReplayLock)
-        {
-            if (replayCache.TryGetValue(key, out _)) return false;
-            replayCache.Set(key, true, new DateTimeOffset(until, TimeSpan.Zero));
-            return true;
-        }
-    }
-
     private static string Reason(Exception? e) => e switch
     {
         SecurityTokenExpiredException => "expired",
@@ -161,6 +150,7 @@ public sealed class CdsJwtHandler(
     private AuthenticateResult Fail(string reason, string? issuer)
     {
         _log.LogWarning("CDS client authentication failed: {Reason} (issuer {Issuer})", reason, issuer ?? "unknown");
+        CdsHooks.Engine.Telemetry.CdsMetrics.AuthenticationFailures.Add(1, new KeyValuePair<string, object?>("reason", reason));
         return AuthenticateResult.Fail(reason);
     }
 }

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using CdsHooks.Engine.Hooks;
 using Hl7.Fhir.Model;
-using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -38,7 +38,7 @@ public sealed record PatientData(
 /// to the request's own <c>fhirServer</c>, and only if that server is on the allow-list; it is never logged, and
 /// the cache is keyed by its hash.
 /// </summary>
-public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IMemoryCache cache, FhirServerOptions options,
+public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistributedCache cache, FhirServerOptions options,
     ILogger<PatientDataFetcher>? logger = null)
 {
     public const string HttpClientName = "fhir";
@@ -102,8 +102,9 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IMemoryCa
     private async Task<(string Key, Resource? Resource, string? Problem)> FetchKeyAsync(Server server, string key, Prefetched prefetched, CancellationToken cancellationToken)
     {
         var cacheKey = server.CacheKey(key);
-        if (cache.TryGetValue(cacheKey, out Resource? cached)) return (key, cached, null);
+        if (await CachedAsync<Resource>(cacheKey, cancellationToken) is { } cached) return (key, cached, null);
 
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             // A paged prefetch Bundle is completed from its next link; a missing key is queried from its template.
@@ -113,12 +114,14 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IMemoryCa
             if (first is OperationOutcome) return (key, null, "the FHIR server answered with an OperationOutcome");
 
             var resource = first is Bundle bundle ? await FollowPagesAsync(server, bundle, cancellationToken) : first;
-            cache.Set(cacheKey, resource, options.CacheDuration);
+            await CacheAsync(cacheKey, resource, cancellationToken);
+            Telemetry.CdsMetrics.FhirFetchDuration.Record(clock.Elapsed.TotalMilliseconds, new KeyValuePair<string, object?>("key", key));
             return (key, resource, null);
         }
         catch (Exception e)
         {
             var reason = Failure(e, cancellationToken);
+            Telemetry.CdsMetrics.FhirFetchFailures.Add(1, new KeyValuePair<string, object?>("key", key), new KeyValuePair<string, object?>("reason", reason));
             _logger.LogWarning("FHIR query for prefetch key {PrefetchKey} on {FhirHost} failed: {Reason}", key, new Uri(server.Base).Host, reason);
             return (key, null, reason);
         }
@@ -147,12 +150,12 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IMemoryCa
     private async Task<(string Reference, Medication? Medication, string? Problem)> ReadMedicationAsync(Server server, string reference, CancellationToken cancellationToken)
     {
         var cacheKey = server.CacheKey(reference);
-        if (cache.TryGetValue(cacheKey, out Medication? cached)) return (reference, cached, null);
+        if (await CachedAsync<Medication>(cacheKey, cancellationToken) is { } cached) return (reference, cached, null);
         try
         {
             var medication = await GetAsync(server, server.Base + "/" + reference, cancellationToken) as Medication
                 ?? throw new FhirFetchException("the reference is not a Medication");
-            cache.Set(cacheKey, medication, options.CacheDuration);
+            await CacheAsync(cacheKey, medication, cancellationToken);
             return (reference, medication, null);
         }
         catch (Exception e)
@@ -160,6 +163,35 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IMemoryCa
             var reason = Failure(e, cancellationToken);
             _logger.LogWarning("FHIR read of a referenced Medication on {FhirHost} failed: {Reason}", new Uri(server.Base).Host, reason);
             return (reference, null, reason);
+        }
+    }
+
+    // The cache is memory by default and Redis when configured (shared by instances); entries are FHIR JSON, keyed
+    // by server, patient and token hash. A cache that fails is a miss, never a failed hook call.
+    private async Task<T?> CachedAsync<T>(string key, CancellationToken cancellationToken) where T : Resource
+    {
+        try
+        {
+            var bytes = await cache.GetAsync(key, cancellationToken);
+            return bytes is null ? null : JsonSerializer.Deserialize<Resource>(bytes, FhirJson.Options) as T;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _logger.LogWarning("Patient data cache read failed ({ExceptionType})", e.GetType().Name);
+            return null;
+        }
+    }
+
+    private async System.Threading.Tasks.Task CacheAsync(string key, Resource resource, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await cache.SetAsync(key, JsonSerializer.SerializeToUtf8Bytes(resource, FhirJson.Options),
+                new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = options.CacheDuration }, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _logger.LogWarning("Patient data cache write failed ({ExceptionType})", e.GetType().Name);
         }
     }
 

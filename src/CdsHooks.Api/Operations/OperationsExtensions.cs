@@ -1,0 +1,77 @@
+using CdsHooks.Api.Audit;
+using CdsHooks.Engine.Knowledge;
+using CdsHooks.Engine.Telemetry;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+
+namespace CdsHooks.Api.Operations;
+
+public static class OperationsExtensions
+{
+    /// <summary>Health checks, OpenTelemetry metrics (Prometheus) and traces (W3C trace context carried to the FHIR
+    /// server calls), and the OpenAPI document.</summary>
+    public static void AddOperations(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddHealthChecks()
+            .AddCheck<KnowledgeHealthCheck>("knowledge", tags: ["ready"])
+            .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+
+        builder.Services.AddOpenTelemetry()
+            .WithMetrics(metrics => metrics
+                .AddMeter(CdsMetrics.MeterName)
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddPrometheusExporter())
+            .WithTracing(tracing => tracing
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation());
+
+        builder.Services.AddOpenApi();
+    }
+
+    public static void MapOperations(this WebApplication app)
+    {
+        // Liveness: the process answers. Readiness: the knowledge is loaded and the database answers.
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapOpenApi();
+    }
+}
+
+internal sealed class KnowledgeHealthCheck(KnowledgeBase knowledge) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(knowledge.Rules.Any(r => r.Enabled)
+            ? HealthCheckResult.Healthy($"{knowledge.Rules.Count(r => r.Enabled)} rules enabled")
+            : HealthCheckResult.Unhealthy("no rule is enabled"));
+}
+
+internal sealed class DatabaseHealthCheck(CardStore store) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        await store.IsReachableAsync(cancellationToken)
+            ? HealthCheckResult.Healthy(store.Provider)
+            : HealthCheckResult.Unhealthy($"{store.Provider} unreachable");
+}
+
+/// <summary><c>dotnet CdsHooks.Api.dll --health-check</c>: asks the running service's liveness endpoint, for the
+/// container's HEALTHCHECK (the runtime image has no curl).</summary>
+public static class HealthProbe
+{
+    public static async Task<int> RunAsync()
+    {
+        var port = (Environment.GetEnvironmentVariable("ASPNETCORE_HTTP_PORTS") ?? "8080").Split(';', ',')[0];
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        try
+        {
+            return (await client.GetAsync(new Uri($"http://127.0.0.1:{port}/health/live"))).IsSuccessStatusCode ? 0 : 1;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return 1;
+        }
+    }
+}
