@@ -1,4 +1,5 @@
 # syntax=docker/dockerfile:1
+# Build: docker build -t medication-safety-cds-hooks .   Run: see docker-compose.yml and the README's "Deploy".
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 # Restore first, from the project files only, so that the package layer is cached across source changes.
@@ -14,7 +15,11 @@ FROM mcr.microsoft.com/dotnet/aspnet:10.0
 WORKDIR /app
 COPY --from=build /app .
 # The knowledge is in the image at /app/cards; mount a volume there (or set Knowledge__Path) to use a site's own rules.
+# /app/data holds the SQLite audit trail when no PostgreSQL is configured: mount a volume there to keep it.
+RUN mkdir -p /app/data && chown $APP_UID /app/data
 ENV ASPNETCORE_HTTP_PORTS=8080
 EXPOSE 8080
 USER $APP_UID
+# The runtime image has no curl: the service probes its own liveness endpoint.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["dotnet", "CdsHooks.Api.dll", "--health-check"]
 ENTRYPOINT ["dotnet", "CdsHooks.Api.dll"]

@@ -21,7 +21,7 @@ public sealed class FhirTestServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
-    public sealed record Recorded(string Path, string Query, string? Authorization, TimeSpan Started, TimeSpan Ended);
+    public sealed record Recorded(string Path, string Query, string? Authorization, TimeSpan Started, TimeSpan Ended, string? TraceParent = null);
 
     public sealed class Behaviour
     {
@@ -112,7 +112,8 @@ public sealed class FhirTestServer : IAsyncDisposable
         finally
         {
             Requests.Enqueue(new Recorded(context.Request.Path, context.Request.QueryString.Value ?? "",
-                context.Request.Headers.Authorization.ToString() is { Length: > 0 } a ? a : null, started, _clock.Elapsed));
+                context.Request.Headers.Authorization.ToString() is { Length: > 0 } a ? a : null, started, _clock.Elapsed,
+                context.Request.Headers["traceparent"].ToString() is { Length: > 0 } t ? t : null));
         }
     }
 

@@ -169,6 +169,22 @@ public sealed class AuthenticationTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ATokenReplayedToAnotherInstanceIsRefused()
+    {
+        // A second instance on the same database, as behind a load balancer.
+        await using var other = Secured(_root, _ehr);
+        var token = _ehr.Token(Audience());
+
+        Assert.Equal(HttpStatusCode.OK, await Call(token));
+        using var replay = new HttpRequestMessage(HttpMethod.Post, Service)
+        {
+            Content = new StringContent(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), MediaTypeHeaderValue.Parse("application/json")),
+        };
+        replay.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await other.CreateClient().SendAsync(replay, TestContext.Current.CancellationToken)).StatusCode);
+    }
+
+    [Fact]
     public async Task TenantIsCheckedWhenConfigured()
     {
         Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience(), issuer: TenantIssuer, tenant: "hospital-a")));

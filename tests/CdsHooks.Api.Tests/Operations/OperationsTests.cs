@@ -1,0 +1,54 @@
+using System.Net;
+using CdsHooks.Api.Audit;
+using CdsHooks.Tests;
+using Microsoft.Extensions.Options;
+
+namespace CdsHooks.Api.Tests.Operations;
+
+public sealed class OperationsTests(CdsHooksApplication app) : IClassFixture<CdsHooksApplication>
+{
+    private readonly HttpClient _client = app.CreateClient();
+
+    private Task<HttpResponseMessage> Get(string path) => _client.GetAsync(new Uri(path, UriKind.Relative), TestContext.Current.CancellationToken);
+
+    [Fact]
+    public async Task LivenessAndReadinessAnswerWithoutAToken()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Get("/health/live")).StatusCode);
+        var ready = await Get("/health/ready");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Equal("Healthy", await ready.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task AnUnreachableDatabaseMakesTheServiceNotReady()
+    {
+        using var store = new CardStore(Options.Create(new AuditOptions { Provider = "postgres", ConnectionString = "Host=127.0.0.1;Port=1;Username=x;Timeout=1" }));
+
+        Assert.False(await store.IsReachableAsync(TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task ACardShowsUpInTheMetrics()
+    {
+        var response = await _client.PostJson("/cds-services/medication-safety-order-sign", Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var metrics = await (await Get("/metrics")).Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+
+        Assert.Contains("cdshooks_cards_total{", metrics, StringComparison.Ordinal);
+        Assert.Contains("rule=\"mirtazapine-benzodiazepine\"", metrics, StringComparison.Ordinal);
+        Assert.Contains("cdshooks_hook_duration_milliseconds_bucket{", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain("elderly-1", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheOpenApiDocumentDescribesTheHttpSurface()
+    {
+        var document = await (await Get("/openapi/v1.json")).Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+
+        Assert.Contains("\"/cds-services/{id}\"", document, StringComparison.Ordinal);
+        Assert.Contains("\"/cds-services/{id}/feedback\"", document, StringComparison.Ordinal);
+        Assert.Contains("\"/analytics/outcomes\"", document, StringComparison.Ordinal);
+    }
+}
