@@ -264,4 +264,32 @@ public sealed class FhirFallbackTests : IAsyncLifetime
         Assert.DoesNotContain(Token, logs, StringComparison.Ordinal); // ...without the token
         Assert.DoesNotContain("elderly-1", logs, StringComparison.Ordinal); // or the patient's id
     }
+
+    [Fact]
+    public async Task InstancesSharingRedisFetchThePatientOnce()
+    {
+        var redis = Environment.GetEnvironmentVariable("CDSHOOKS_TEST_REDIS") ?? "127.0.0.1:6379";
+        try
+        {
+            using var probe = new System.Net.Sockets.TcpClient();
+            await probe.ConnectAsync(redis.Split(':')[0], int.Parse(redis.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture), TestContext.Current.CancellationToken);
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            Assert.Skip($"No Redis server at {redis}. Set CDSHOOKS_TEST_REDIS=host:port, or run .ci/run, which installs and starts one.");
+        }
+
+        var instance = Guid.NewGuid().ToString("N"); // a key prefix of its own, so that runs do not share entries
+        WebApplicationFactory<Program> WithRedis() => _service.WithWebHostBuilder(b => b.UseSetting("Redis:Configuration", redis + ",defaultDatabase=0,name=" + instance));
+        await using var first = WithRedis();
+        await using var second = WithRedis();
+        var token = "redis-shared-token-" + instance;
+
+        Assert.Equal(HttpStatusCode.OK, (await Post(Request(token), first)).Status);
+        var fetched = _fhir.Requests.Count;
+        Assert.Equal(HttpStatusCode.OK, (await Post(Request(token), second)).Status);
+
+        Assert.True(fetched > 0);
+        Assert.Equal(fetched, _fhir.Requests.Count); // the second instance read the first one's fetch from Redis
+    }
 }
