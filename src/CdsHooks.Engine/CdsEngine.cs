@@ -59,7 +59,8 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
             {
                 PrefetchKeys.Conditions => rules.Exists(r => r.ExcludedConditions.Count > 0 || r.Factors.Any(f => f.Conditions.Count > 0)),
                 PrefetchKeys.StoppedMedications => rules.Exists(r => r.StoppedWithinDays is not null),
-                PrefetchKeys.MedicationStatements => rules.Count > 0,
+                // Medications are required: here only their further pages are missing (the first page was used).
+                PrefetchKeys.MedicationStatements or PrefetchKeys.Medications => rules.Count > 0,
                 _ => key.StartsWith("Medication/", StringComparison.Ordinal),
             };
             if (relevant) gaps.Add(key.StartsWith("Medication/", StringComparison.Ordinal) ? $"a referenced medication ({reason})" : $"{key} ({reason})");

@@ -251,6 +251,38 @@ public sealed class FhirFallbackTests : IAsyncLifetime
         Assert.Single(_fhir.RequestsFor("Medication/"));
     }
 
+    [Theory]
+    [InlineData("Medication/..\\..\\tenant-b\\admin")]
+    [InlineData("Medication/../../tenant-b/admin")]
+    [InlineData("Medication/%2e%2e/admin")]
+    public async Task AMedicationReferenceCannotLeadTheTokenOutOfTheFhirBase(string reference)
+    {
+        var request = Request(prefetch: p =>
+        {
+            var active = p["medications"]!["entry"]![0]!["resource"]!.AsObject();
+            active.Remove("medicationCodeableConcept");
+            active["medicationReference"] = new JsonObject { ["reference"] = reference };
+        });
+
+        await Post(request);
+
+        Assert.DoesNotContain(_fhir.Requests, r => !r.Path.StartsWith("/fhir/", StringComparison.Ordinal) || r.Path.Contains("admin", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ANextLinkOutsideTheFhirBaseIsNotFollowed()
+    {
+        var request = Request(prefetch: p =>
+            p["medications"]!.AsObject()["link"] = new JsonArray(new JsonObject { ["relation"] = "next", ["url"] = _fhir.BaseUrl + "/../tenant-b/export" }));
+
+        var (status, body) = await Post(request);
+
+        // The first page is used; the card that says what could not be checked names the refused link.
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains(body["cards"]!.AsArray(), c => ((string)c!["summary"]!).Contains("away from the FHIR server", StringComparison.Ordinal));
+        Assert.Empty(_fhir.Requests);
+    }
+
     [Fact]
     public async Task TheAccessTokenNeverReachesTheLogs()
     {

@@ -42,8 +42,9 @@ public static class AnalyticsApi
         return TypedResults.Ok(new OutcomesReport(start.Value, end.Value, await store.OutcomesAsync(start.Value, end.Value, cancellationToken)));
     }
 
+    // Days from 2000 to 2100: anything else is not a period of this service's life (and would overflow the arithmetic).
     private static DateTimeOffset? ParseDay(string day) =>
-        DateOnly.TryParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)
+        DateOnly.TryParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date) && date.Year is >= 2000 and <= 2100
             ? new DateTimeOffset(date.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero)
             : null;
 

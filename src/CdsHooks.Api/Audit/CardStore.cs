@@ -8,7 +8,8 @@ using Npgsql;
 
 namespace CdsHooks.Api.Audit;
 
-/// <summary>One card as kept: identifiers and codes only. Patient and encounter are keyed hashes.</summary>
+/// <summary>One card as kept: identifiers and codes only. Patient and encounter are keyed hashes. Suggestion ids
+/// carry their kind ("update:uuid", "delete:uuid").</summary>
 public sealed record CardRecord(
     string CardUuid, string ServiceId, string Hook, string HookInstance, string RuleId, int RuleVersion, Indicator Indicator,
     string Drugs, string PatientHash, string? EncounterHash, IReadOnlyList<string> SuggestionIds, DateTimeOffset IssuedAt);
@@ -81,6 +82,9 @@ public sealed class CardStore : IDisposable
             PRIMARY KEY (issuer, jti)
         );
         CREATE INDEX ix_used_token_expiry ON used_token (expires_at);
+        """,
+        """
+        ALTER TABLE card_feedback ADD COLUMN accepted_change INTEGER NOT NULL DEFAULT 0;
         """,
     ];
 
@@ -190,18 +194,19 @@ public sealed class CardStore : IDisposable
     public async Task<IReadOnlyList<PastCard>> HistoryAsync(string patientHash, DateTimeOffset since, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<(string RuleId, string Drugs, string? EncounterHash, string Indicator, long IssuedAt, string? Outcome, string? OverrideCode, long? OutcomeAt)>(
+        var rows = await connection.QueryAsync<(string RuleId, string Drugs, string? EncounterHash, string Indicator, long IssuedAt, string? Outcome, string? OverrideCode, long? OutcomeAt, long? AcceptedChange)>(
             """
-            SELECT c.rule_id, c.drugs, c.encounter_hash, c.indicator, c.issued_at, f.outcome, f.override_code, f.outcome_at
+            SELECT c.rule_id, c.drugs, c.encounter_hash, c.indicator, c.issued_at, f.outcome, f.override_code, f.outcome_at, f.accepted_change
             FROM issued_card c LEFT JOIN card_feedback f ON f.card_uuid = c.card_uuid
             WHERE c.patient_hash = @patientHash AND (c.issued_at >= @since OR f.outcome_at >= @since)
             """,
             new { patientHash, since = since.ToUnixTimeMilliseconds() });
         return [.. rows.Select(r => new PastCard(r.RuleId, r.Drugs, r.EncounterHash, Parse(r.Indicator), DateTimeOffset.FromUnixTimeMilliseconds(r.IssuedAt),
-            r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null))];
+            r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, r.AcceptedChange == 1))];
     }
 
-    /// <summary>The uuids among <paramref name="cardUuids"/> that this service issued, with their suggestions.</summary>
+    /// <summary>The uuids among <paramref name="cardUuids"/> that this service issued, with their suggestions
+    /// ("update:uuid", "delete:uuid").</summary>
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> KnownCardsAsync(IReadOnlyCollection<string> cardUuids, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
@@ -220,6 +225,8 @@ public sealed class CardStore : IDisposable
     {
         var known = await KnownCardsAsync([.. items.Select(i => i.CardUuid).Distinct()], cancellationToken);
         await using var connection = await OpenAsync(cancellationToken);
+        bool Changed(FeedbackRecord item) => item.Outcome == "accepted"
+            && item.AcceptedSuggestions.Any(id => known[item.CardUuid].Contains("update:" + id, StringComparer.Ordinal));
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var results = new List<FeedbackResult>();
         foreach (var item in items)
@@ -233,13 +240,15 @@ public sealed class CardStore : IDisposable
             var inserted = await connection.ExecuteAsync(
                 """
                 INSERT INTO card_feedback (card_uuid, outcome, outcome_at, accepted_suggestions, override_system, override_code,
-                                           override_display, has_comment, received_at)
-                VALUES (@CardUuid, @Outcome, @OutcomeAt, @Accepted, @OverrideSystem, @OverrideCode, @OverrideDisplay, @HasComment, @ReceivedAt)
+                                           override_display, has_comment, received_at, accepted_change)
+                VALUES (@CardUuid, @Outcome, @OutcomeAt, @Accepted, @OverrideSystem, @OverrideCode, @OverrideDisplay, @HasComment, @ReceivedAt, @AcceptedChange)
                 ON CONFLICT DO NOTHING
                 """,
                 new
                 {
-                    item.CardUuid, item.Outcome, OutcomeAt = item.OutcomeAt.ToUnixTimeMilliseconds(), Accepted = string.Join(',', item.AcceptedSuggestions),
+                    // A time in the future is the client's clock, not the clinician's decision: it counts as now.
+                    item.CardUuid, item.Outcome, OutcomeAt = Math.Min(item.OutcomeAt.ToUnixTimeMilliseconds(), receivedAt.ToUnixTimeMilliseconds()),
+                    Accepted = string.Join(',', item.AcceptedSuggestions), AcceptedChange = Changed(item) ? 1 : 0,
                     item.OverrideSystem, item.OverrideCode, item.OverrideDisplay, HasComment = item.HasComment ? 1 : 0,
                     ReceivedAt = receivedAt.ToUnixTimeMilliseconds(),
                 },
@@ -291,6 +300,14 @@ public sealed class CardStore : IDisposable
         await connection.ExecuteAsync("DELETE FROM used_token WHERE expires_at < @now", new { now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, transaction);
         await transaction.CommitAsync(cancellationToken);
         return deleted;
+    }
+
+    /// <summary>The SQLite synchronous mode of the connections that write feedback (2 = FULL), for the durability test.</summary>
+    public async Task<int> DurableSynchronousModeAsync(CancellationToken cancellationToken)
+    {
+        if (!_sqlite) return 2;
+        await using var connection = await OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<int>("PRAGMA synchronous");
     }
 
     private static string Name(Indicator indicator) => indicator.ToString().ToLowerInvariant();

@@ -22,6 +22,9 @@ public static class FeedbackApi
 {
     private static readonly JsonDocumentOptions BodyOptions = new() { MaxDepth = 32, AllowDuplicateProperties = false };
 
+    /// <summary>Items per request: a clinician acts on a handful of cards at a time.</summary>
+    public const int MaxItems = 100;
+
     public static void MapFeedback(this RouteGroupBuilder cdsServices) => cdsServices.MapPost("/{id}/feedback", Receive);
 
     public static async Task<Results<Ok<FeedbackResponse>, ProblemHttpResult>> Receive(
@@ -40,7 +43,7 @@ public static class FeedbackApi
         var issues = new List<RequestIssue>();
         for (var i = 0; i < items.Count; i++)
         {
-            if (known.TryGetValue(items[i].CardUuid, out var offered) && items[i].AcceptedSuggestions.Except(offered).Any())
+            if (known.TryGetValue(items[i].CardUuid, out var offered) && items[i].AcceptedSuggestions.Except(offered.Select(o => o[(o.IndexOf(':', StringComparison.Ordinal) + 1)..])).Any())
             {
                 issues.Add(new RequestIssue($"feedback[{i}].acceptedSuggestions", "not-found", "A suggestion id that this card did not offer."));
             }
@@ -66,6 +69,11 @@ public static class FeedbackApi
             throw new InvalidHookRequestException([new RequestIssue("feedback", "required", "The body is {\"feedback\": [ ... ]} with at least one item.")]);
         }
 
+        if (list.GetArrayLength() > MaxItems)
+        {
+            throw new InvalidHookRequestException([new RequestIssue("feedback", "too-many", $"At most {MaxItems} feedback items per request.")]);
+        }
+
         var index = 0;
         foreach (var item in list.EnumerateArray())
         {
@@ -86,9 +94,11 @@ public static class FeedbackApi
 
             var timestamp = Text(item, "outcomeTimestamp", at, issues);
             DateTimeOffset when = default;
-            if (timestamp is not null && !DateTimeOffset.TryParse(timestamp, CultureInfo.InvariantCulture, DateTimeStyles.None, out when))
+            // An instant: with its offset (Z or ±hh:mm), never read in the server's local time.
+            if (timestamp is not null && (!(timestamp.EndsWith('Z') || timestamp.Length > 6 && timestamp[^6] is '+' or '-' && timestamp[^3] == ':')
+                || !DateTimeOffset.TryParse(timestamp, CultureInfo.InvariantCulture, DateTimeStyles.None, out when)))
             {
-                issues.Add(new RequestIssue($"{at}.outcomeTimestamp", "invalid-value", "outcomeTimestamp is an ISO 8601 instant."));
+                issues.Add(new RequestIssue($"{at}.outcomeTimestamp", "invalid-value", "outcomeTimestamp is an ISO 8601 instant with its offset."));
             }
 
             var accepted = AcceptedSuggestions(item, at, issues);
@@ -127,7 +137,7 @@ public static class FeedbackApi
                 continue;
             }
 
-            if (Text(suggestion, "id", where, issues) is { } id) ids.Add(id);
+            if (Text(suggestion, "id", where, issues, 64) is { } id) ids.Add(id);
         }
 
         return ids;
@@ -151,12 +161,13 @@ public static class FeedbackApi
         }
 
         var where = $"{at}.overrideReason.reason";
-        return (Optional(coding, "system", where, issues), Text(coding, "code", where, issues), Optional(coding, "display", where, issues), comment);
+        return (Optional(coding, "system", where, issues, 200), Text(coding, "code", where, issues, 100), Optional(coding, "display", where, issues, 200), comment);
     }
 
-    private static string? Text(JsonElement obj, string name, string at, List<RequestIssue> issues)
+    // The lengths are those of the database columns, so that what validates is what can be stored.
+    private static string? Text(JsonElement obj, string name, string at, List<RequestIssue> issues, int maxLength = 64)
     {
-        var value = Optional(obj, name, at, issues);
+        var value = Optional(obj, name, at, issues, maxLength);
         if (value is null && !issues.Exists(i => i.Location == $"{at}.{name}"))
         {
             issues.Add(new RequestIssue($"{at}.{name}", "required", $"{name} is required."));
@@ -165,7 +176,7 @@ public static class FeedbackApi
         return value;
     }
 
-    private static string? Optional(JsonElement obj, string name, string at, List<RequestIssue> issues)
+    private static string? Optional(JsonElement obj, string name, string at, List<RequestIssue> issues, int maxLength)
     {
         if (!obj.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
         if (value.ValueKind != JsonValueKind.String)
@@ -177,8 +188,8 @@ public static class FeedbackApi
         try
         {
             var text = value.GetString();
-            if (text is { Length: > 0 and <= 256 }) return text;
-            issues.Add(new RequestIssue($"{at}.{name}", "invalid-value", $"{name} must be 1 to 256 characters."));
+            if (text is { Length: > 0 } && text.Length <= maxLength) return text;
+            issues.Add(new RequestIssue($"{at}.{name}", "invalid-value", $"{name} must be 1 to {maxLength} characters."));
             return null;
         }
         catch (InvalidOperationException)

@@ -64,11 +64,7 @@ public sealed class CdsJwtHandler(
         string? keySource = client.JwksUrl;
         if (token.TryGetHeaderValue("jku", out string jku))
         {
-            if (!client.AllowedJkuPrefixes.Exists(prefix => jku.StartsWith(prefix, StringComparison.Ordinal)))
-            {
-                return Fail("jku outside the allow-list", client.Issuer);
-            }
-
+            if (!JkuAllowed(jku, client.AllowedJkuPrefixes)) return Fail("jku outside the allow-list", client.Issuer);
             keySource = jku;
         }
 
@@ -109,13 +105,54 @@ public sealed class CdsJwtHandler(
 
         if (string.IsNullOrEmpty(token.Id)) return Fail("no jti", client.Issuer);
         // A jti is remembered (in the shared database) until its token expires: within that time it is a replay.
-        if (!await usedTokens.FirstUseAsync(client.Issuer, token.Id, new DateTimeOffset(token.ValidTo + options.ClockSkew, TimeSpan.Zero), Context.RequestAborted))
+        if (!await FirstUseAsync(client.Issuer, token.Id, new DateTimeOffset(token.ValidTo + options.ClockSkew, TimeSpan.Zero)))
         {
             return Fail("jti replayed", client.Issuer);
         }
 
         var identity = new ClaimsIdentity([new Claim("iss", client.Issuer), new Claim("sub", token.Subject ?? client.Issuer)], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> LocalReplay = new(StringComparer.Ordinal);
+
+    // The shared database keeps token ids for every instance; when it is down, this instance's memory does, so that a
+    // hook call still answers (and a replay to this instance is still refused).
+    private async Task<bool> FirstUseAsync(string issuer, string jti, DateTimeOffset until)
+    {
+        try
+        {
+            return await usedTokens.FirstUseAsync(issuer, jti, until, Context.RequestAborted);
+        }
+        catch (System.Data.Common.DbException e)
+        {
+            _log.LogError("Token replay check fell back to memory: database unavailable ({ExceptionType})", e.GetType().Name);
+            var now = time.GetUtcNow();
+            foreach (var expired in LocalReplay.Where(p => p.Value < now).Select(p => p.Key).ToList()) LocalReplay.TryRemove(expired, out _);
+            return LocalReplay.TryAdd($"{issuer}|{jti}", until);
+        }
+    }
+
+    /// <summary>A <c>jku</c> must be a plain https (or, in tests, http) URL on an allowed prefix, compared after
+    /// normalisation segment by segment: no "..", no backslash, no encoded dot, no query, no credentials, same
+    /// scheme, host and port.</summary>
+    public static bool JkuAllowed(string jku, IEnumerable<string> prefixes)
+    {
+        if (jku.Contains('\\', StringComparison.Ordinal) || jku.Contains("%2e", StringComparison.OrdinalIgnoreCase) || jku.Contains("%2f", StringComparison.OrdinalIgnoreCase)) return false;
+        if (!Uri.TryCreate(jku, UriKind.Absolute, out var url) || url.Scheme is not ("https" or "http") || url.Query.Length > 0 || url.Fragment.Length > 0 || url.UserInfo.Length > 0) return false;
+        if (url.OriginalString.Split('/').Any(segment => segment is "." or "..")) return false;
+        foreach (var prefix in prefixes)
+        {
+            if (!Uri.TryCreate(prefix, UriKind.Absolute, out var allowed)) continue;
+            var path = allowed.AbsolutePath.EndsWith('/') ? allowed.AbsolutePath : allowed.AbsolutePath + "/";
+            if (url.Scheme == allowed.Scheme && url.Host.Equals(allowed.Host, StringComparison.OrdinalIgnoreCase) && url.Port == allowed.Port
+                && (url.AbsolutePath + "/").StartsWith(path, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)

@@ -15,7 +15,12 @@ public sealed class JwksCache(IHttpClientFactory httpClients, IOptions<CdsAuthen
 
     private static readonly TimeSpan MaxAge = TimeSpan.FromHours(1);
 
+    /// <summary>Distinct JWKS URLs kept per issuer; a token naming yet another one is refused.</summary>
+    public const int MaxUrlsPerIssuer = 4;
+
     private readonly ConcurrentDictionary<string, Entry> _byUrl = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _lastFetchByIssuer = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _urlsByIssuer = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, IList<SecurityKey>> _inline = new(StringComparer.Ordinal);
 
     private sealed class Entry
@@ -34,7 +39,11 @@ public sealed class JwksCache(IHttpClientFactory httpClients, IOptions<CdsAuthen
             return [.. inline.Where(k => k.KeyId == kid)];
         }
 
-        var entry = _byUrl.GetOrAdd(jwksUrl, _ => new Entry());
+        // Tokens are read before they are verified, so their jku and kid are the caller's choice: the number of URLs
+        // and the rate of fetches are bounded per issuer, whatever the tokens say.
+        var urls = _urlsByIssuer.GetOrAdd(client.Issuer, _ => new ConcurrentDictionary<string, byte>(StringComparer.Ordinal));
+        if (!urls.ContainsKey(jwksUrl) && (urls.Count >= MaxUrlsPerIssuer || !urls.TryAdd(jwksUrl, 0))) return [];
+        var entry = _byUrl.GetOrAdd(client.Issuer + "|" + jwksUrl, _ => new Entry());
         var found = Matching(entry, kid);
         if (found.Count > 0 && time.GetUtcNow() - entry.FetchedAt < MaxAge) return found;
 
@@ -43,9 +52,14 @@ public sealed class JwksCache(IHttpClientFactory httpClients, IOptions<CdsAuthen
         {
             // Another request may have refreshed while this one waited; otherwise fetch, unless it was done too recently.
             found = Matching(entry, kid);
-            var age = time.GetUtcNow() - entry.FetchedAt;
-            if ((found.Count == 0 && age >= options.Value.JwksRefreshInterval) || age >= MaxAge)
+            var now = time.GetUtcNow();
+            var age = now - entry.FetchedAt;
+            var issuerAge = now - _lastFetchByIssuer.GetValueOrDefault(client.Issuer, DateTimeOffset.MinValue);
+            var firstFetch = entry.FetchedAt == DateTimeOffset.MinValue && urls.Count == 1;
+            if (((found.Count == 0 && age >= options.Value.JwksRefreshInterval) || age >= MaxAge)
+                && (firstFetch || issuerAge >= options.Value.JwksRefreshInterval))
             {
+                _lastFetchByIssuer[client.Issuer] = now;
                 var retriever = new HttpDocumentRetriever(httpClients.CreateClient(HttpClientName)) { RequireHttps = options.Value.RequireHttpsJwks };
                 entry.Keys = new JsonWebKeySet(await retriever.GetDocumentAsync(jwksUrl, cancellationToken)).GetSigningKeys();
                 entry.FetchedAt = time.GetUtcNow();

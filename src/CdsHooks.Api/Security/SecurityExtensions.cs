@@ -11,6 +11,7 @@ public static class SecurityExtensions
 {
     public const string CorsPolicy = "cds-clients";
     public const string RateLimitPolicy = "per-client";
+    public const string CdsClientPolicy = "cds-client";
 
     /// <summary>The perimeter: EHR authentication, CORS for browser clients, body size, request timeout and a rate
     /// limit per client.</summary>
@@ -33,15 +34,27 @@ public static class SecurityExtensions
                 "EHR in Authentication:TrustedClients (Issuer and JwksUrl or Jwks). See the README, 'Register an EHR'.");
         }
 
+        if (!builder.Environment.IsDevelopment() && string.IsNullOrWhiteSpace(auth.PublicBaseUrl))
+        {
+            // Without it, the expected aud would come from the request's Host header, which the caller chooses.
+            throw new InvalidOperationException("Authentication:PublicBaseUrl is required outside Development: the URL EHRs call, which tokens' aud must name.");
+        }
+
         var limits = builder.Configuration.GetSection(LimitOptions.Section).Get<LimitOptions>() ?? new();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = limits.MaxRequestBodyBytes);
 
         builder.Services.AddMemoryCache();
-        builder.Services.AddHttpClient(JwksCache.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(5)).RemoveAllLoggers();
+        // A JWKS is fetched from the exact URL allowed: a redirect could lead anywhere.
+        builder.Services.AddHttpClient(JwksCache.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(5))
+            .ConfigurePrimaryHttpMessageHandler(() => new HttpClientHandler { AllowAutoRedirect = false })
+            .RemoveAllLoggers();
         builder.Services.AddSingleton<JwksCache>();
-        builder.Services.AddAuthentication(CdsJwtHandler.SchemeName)
+        // No default scheme: only the CDS Hooks endpoints authenticate (health, metrics and analytics never run the
+        // JWT handler, so they cannot be used to make the service fetch keys).
+        builder.Services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, CdsJwtHandler>(CdsJwtHandler.SchemeName, null);
-        builder.Services.AddAuthorization();
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(CdsClientPolicy, policy => policy.AddAuthenticationSchemes(CdsJwtHandler.SchemeName).RequireAuthenticatedUser());
 
         builder.Services.AddCors(cors => cors.AddPolicy(CorsPolicy, policy => policy
             .WithOrigins([.. limits.CorsOrigins])
@@ -107,7 +120,7 @@ public static class SecurityExtensions
     public static RouteGroupBuilder WithCdsSecurity(this RouteGroupBuilder group, IServiceProvider services)
     {
         group.RequireCors(CorsPolicy).RequireRateLimiting(RateLimitPolicy);
-        if (services.GetRequiredService<IOptions<CdsAuthenticationOptions>>().Value.Enabled) group.RequireAuthorization();
+        if (services.GetRequiredService<IOptions<CdsAuthenticationOptions>>().Value.Enabled) group.RequireAuthorization(CdsClientPolicy);
         return group;
     }
 

@@ -13,8 +13,9 @@ public sealed class FatigueOptions
     /// indicator rose: order-select then order-sign for the same order.</summary>
     public TimeSpan RepeatWindow { get; set; } = TimeSpan.FromMinutes(30);
 
-    /// <summary>After a suggestion of a card was accepted (the order cancelled, the dose lowered), the same rule for
-    /// the same patient and drugs stays silent this long unless its indicator rose.</summary>
+    /// <summary>After a suggested change was accepted (the dose lowered), the same rule for the same patient and drugs
+    /// stays silent this long unless its indicator rose. (After a cancelled order nothing needs holding back: a new
+    /// order of the same drug is a new decision.)</summary>
     public TimeSpan AfterAccepted { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>After an override with one of <see cref="SuppressingOverrideReasons"/>, the same rule for the same
@@ -37,7 +38,8 @@ public sealed record PastCard(
     DateTimeOffset IssuedAt,
     string? Outcome,
     string? OverrideReason,
-    DateTimeOffset? OutcomeAt);
+    DateTimeOffset? OutcomeAt,
+    bool AcceptedChange = false);
 
 public static class FatiguePolicy
 {
@@ -53,9 +55,11 @@ public static class FatiguePolicy
             return "shown for this encounter within the repeat window";
         }
 
-        if (same.Exists(p => p.Outcome == "accepted" && p.OutcomeAt >= now - options.AfterAccepted && p.Indicator >= card.Indicator))
+        // A change that was accepted (the dose lowered) leaves the same order in place: do not ask again. A cancelled order
+        // is gone; if it is ordered again, that is a new decision and the card is due.
+        if (same.Exists(p => p.Outcome == "accepted" && p.AcceptedChange && p.OutcomeAt >= now - options.AfterAccepted && p.Indicator >= card.Indicator))
         {
-            return "a suggestion was accepted";
+            return "a suggested change was accepted";
         }
 
         if (card.Indicator != Indicator.Critical && same.Exists(p => p.Outcome == "overridden" && p.OutcomeAt >= now - options.AfterOverride

@@ -12,7 +12,9 @@ public sealed record IssuedCard(Card Card, string RuleId, int RuleVersion, strin
 
     public Indicator Indicator => Card.Indicator;
 
-    public IReadOnlyList<string> SuggestionIds => [.. (Card.Suggestions ?? []).Select(s => s.Uuid).OfType<string>()];
+    /// <summary>"update:uuid" or "delete:uuid" for each suggestion: what accepting it does to the order.</summary>
+    public IReadOnlyList<string> SuggestionIds => [.. (Card.Suggestions ?? []).Where(s => s.Uuid is not null)
+        .Select(s => ((s.Actions ?? []).Any(a => a.Type == "update") ? "update:" : "delete:") + s.Uuid)];
 
     public static IssuedCard From(Problem problem)
     {

@@ -95,6 +95,22 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
 
     private sealed record Server(string Base, FhirAuthorization Authorization, string PatientId)
     {
+        /// <summary>True when <paramref name="url"/>, once normalised, is on this server under its base path.
+        /// Backslashes, dot segments and their encodings are refused outright: they are how a path escapes.</summary>
+        public bool Contains(string url)
+        {
+            if (url.Contains('\\', StringComparison.Ordinal) || url.Contains("%2e", StringComparison.OrdinalIgnoreCase)
+                || url.Contains("%2f", StringComparison.OrdinalIgnoreCase) || url.Contains("%5c", StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var target) || !Uri.TryCreate(Base + "/", UriKind.Absolute, out var root)) return false;
+            return url.Split('?')[0].Split('/').All(segment => segment is not ("." or ".."))
+                && target.Scheme == root.Scheme && target.Authority.Equals(root.Authority, StringComparison.OrdinalIgnoreCase)
+                && target.AbsolutePath.StartsWith(root.AbsolutePath, StringComparison.Ordinal);
+        }
+
         // The cache key holds a hash of the token, never the token.
         public string CacheKey(string what) => $"fhir|{Base}|{PatientId}|{Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Authorization.AccessToken)))}|{what}";
     }
@@ -133,11 +149,8 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         var page = first;
         for (var pages = 1; NextLink(page) is { } next && pages < options.MaxPages; pages++)
         {
-            // A next link must stay on the same server: the token must not follow it anywhere else.
-            if (!next.StartsWith(server.Base + "/", StringComparison.OrdinalIgnoreCase) && !next.StartsWith(server.Base + "?", StringComparison.OrdinalIgnoreCase))
-            {
-                throw new FhirFetchException("a next link points away from the FHIR server");
-            }
+            // A next link must stay on the same server, under its base path: the token must not follow it anywhere else.
+            if (!server.Contains(next)) throw new FhirFetchException("a next link points away from the FHIR server");
 
             page = await GetAsync(server, next, cancellationToken) as Bundle ?? throw new FhirFetchException("a next page is not a Bundle");
             all.Entry.AddRange(page.Entry);
@@ -221,6 +234,12 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         _ => "failed",
     };
 
+    // "Medication/{id}" with a FHIR id (letters, digits, '-' and '.', at most 64): the only references read from the
+    // server, so that a crafted reference cannot send the token elsewhere on it.
+    private static bool IsLocalMedicationReference(string reference) =>
+        reference.StartsWith("Medication/", StringComparison.Ordinal) && reference.Length is > 11 and <= 75
+        && reference[11..].All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.') && reference[11..] is not ("." or "..");
+
     private static string? NextLink(Resource? resource) =>
         (resource as Bundle)?.Link.FirstOrDefault(l => l.Relation == "next")?.Url;
 
@@ -230,7 +249,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
             .OfType<MedicationRequest>()
             .Select(m => (m.Medication as ResourceReference)?.Reference)
             .OfType<string>()
-            .Where(r => r.StartsWith("Medication/", StringComparison.Ordinal) && !r[11..].Contains('/', StringComparison.Ordinal) && !known.ContainsKey(r))
+            .Where(r => IsLocalMedicationReference(r) && !known.ContainsKey(r))
             .Distinct()];
 }
 

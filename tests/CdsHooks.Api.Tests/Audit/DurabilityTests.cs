@@ -84,7 +84,7 @@ public sealed class DurabilityTests : IDisposable
         {
             for (var n = 0; ; n++)
             {
-                var at = start.AddMilliseconds(sender * 1_000_000 + n);
+                var at = start.AddMilliseconds(-(sender * 1_000_000) - n); // in the past: a future time would be stored as the time received
                 var card = cards[n % cards.Count];
                 var body = new JsonObject
                 {

@@ -61,7 +61,7 @@ public sealed class FatigueTests : IAsyncLifetime
     private static async Task Feedback(WebApplicationFactory<Program> app, JsonNode card, JsonObject outcome)
     {
         outcome["card"] = (string)card["uuid"]!;
-        outcome["outcomeTimestamp"] = DateTimeOffset.UtcNow.ToString("O");
+        outcome["outcomeTimestamp"] ??= DateTimeOffset.UtcNow.ToString("O");
         var response = await app.CreateClient().PostJson(OrderSign + "/feedback", new JsonObject { ["feedback"] = new JsonArray(outcome) });
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
@@ -99,17 +99,49 @@ public sealed class FatigueTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AnAcceptedSuggestionIsNotAskedAgain()
+    public async Task AnAcceptedDoseChangeIsNotAskedAgain()
     {
         await using var app = With(("Fatigue:Enabled", "true"), ("Fatigue:RepeatWindow", "00:00:00"));
-        var card = Assert.Single(await Cards(app, OrderSign, Sign()))!;
+        const string sample = "order-sign-mirtazapine-80-year-old-copd-high-doses.json"; // mirtazapine 45 mg started at 80
+        var card = Assert.Single(await Cards(app, OrderSign, Sign(sample)))!;
+        var lower = card["suggestions"]!.AsArray().Single(s => (string)s!["actions"]![0]!["type"]! == "update")!;
         await Feedback(app, card, new JsonObject
         {
             ["outcome"] = "accepted",
-            ["acceptedSuggestions"] = new JsonArray(new JsonObject { ["id"] = (string)card["suggestions"]![0]!["uuid"]! }),
+            ["acceptedSuggestions"] = new JsonArray(new JsonObject { ["id"] = (string)lower["uuid"]! }),
         });
 
+        Assert.Empty(await Cards(app, OrderSign, Sign(sample)));
+    }
+
+    [Fact]
+    public async Task OrderingAgainAfterACancelledOrderIsANewDecisionAndGetsTheCard()
+    {
+        await using var app = With(("Fatigue:Enabled", "true"), ("Fatigue:RepeatWindow", "00:00:00"));
+        var card = Assert.Single(await Cards(app, OrderSign, Sign()))!;
+        var cancel = card["suggestions"]!.AsArray().Single(s => (string)s!["actions"]![0]!["type"]! == "delete")!;
+        await Feedback(app, card, new JsonObject
+        {
+            ["outcome"] = "accepted",
+            ["acceptedSuggestions"] = new JsonArray(new JsonObject { ["id"] = (string)cancel["uuid"]! }),
+        });
+
+        Assert.Single(await Cards(app, OrderSign, Sign()));
+    }
+
+    [Fact]
+    public async Task AnOverrideDatedInTheFutureCountsAsNowAndExpires()
+    {
+        await using var app = With(("Fatigue:Enabled", "true"), ("Fatigue:RepeatWindow", "00:00:00"), ("Fatigue:AfterOverride", "00:00:01"));
+        var card = Assert.Single(await Cards(app, OrderSign, Sign()))!;
+        var dated = Override("benefit-outweighs-risk");
+        dated["outcomeTimestamp"] = "2099-01-01T00:00:00Z"; // a client clock far ahead must not silence the card for years
+        await Feedback(app, card, dated);
         Assert.Empty(await Cards(app, OrderSign, Sign()));
+
+        await Task.Delay(TimeSpan.FromSeconds(1.3), TestContext.Current.CancellationToken); // past AfterOverride
+
+        Assert.Single(await Cards(app, OrderSign, Sign()));
     }
 
     [Fact]

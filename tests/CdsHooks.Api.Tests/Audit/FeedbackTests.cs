@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using CdsHooks.Tests;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CdsHooks.Api.Tests.Audit;
 
@@ -123,6 +124,7 @@ public sealed class FeedbackTests(CdsHooksApplication app) : IClassFixture<CdsHo
     [InlineData("""{"feedback": [{"card": "8d3d3a1e-4b8f-4f5e-9a51-0d7c3c2b1a00", "outcome": "accepted", "outcomeTimestamp": "2026-11-26T10:00:00Z"}]}""", "feedback[0].acceptedSuggestions")]
     [InlineData("""{"feedback": [{"card": "8d3d3a1e-4b8f-4f5e-9a51-0d7c3c2b1a00", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}""", "feedback[0].outcomeTimestamp")]
     [InlineData("""{"feedback": [{"card": "8d3d3a1e-4b8f-4f5e-9a51-0d7c3c2b1a00", "outcome": "overridden"}]}""", "feedback[0].outcomeTimestamp")]
+    [InlineData("""{"feedback": [{"card": "8d3d3a1e-4b8f-4f5e-9a51-0d7c3c2b1a00", "outcome": "overridden", "outcomeTimestamp": "2026-11-26T10:00:00"}]}""", "feedback[0].outcomeTimestamp")]
     [InlineData("""{"feedback": [{"card": "8d3d3a1e-4b8f-4f5e-9a51-0d7c3c2b1a00", "outcome": "overridden", "outcomeTimestamp": "2026-11-26T10:00:00Z", "overrideReason": {"reason": "busy"}}]}""", "feedback[0].overrideReason.reason")]
     public async Task MalformedFeedbackIs400AndNothingIsStored(string body, string location)
     {
@@ -132,6 +134,46 @@ public sealed class FeedbackTests(CdsHooksApplication app) : IClassFixture<CdsHo
         var problem = await response.Json();
         Assert.Contains(problem["issues"]!.AsArray(), i => (string)i!["location"]! == location);
     }
+
+    [Fact]
+    public async Task TooManyItemsOrTooLongACodeIs400()
+    {
+        var many = new JsonArray([.. Enumerable.Range(0, 101).Select(_ => (JsonNode)new JsonObject())]);
+        Assert.Equal(HttpStatusCode.BadRequest, (await _client.PostJson(Feedback, new JsonObject { ["feedback"] = many })).StatusCode);
+
+        var item = Overridden(await IssueCard());
+        item["overrideReason"]!["reason"]!["code"] = new string('c', 150);
+        var response = await Send(item);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains((await response.Json())["issues"]!.AsArray(), i => (string)i!["location"]! == "feedback[0].overrideReason.reason.code");
+    }
+
+    [Fact]
+    public async Task ABatchWithOneMalformedItemStoresNoneOfIt()
+    {
+        var good = Overridden(await IssueCard());
+        var bad = new JsonObject { ["card"] = "not-a-uuid", ["outcome"] = "overridden", ["outcomeTimestamp"] = DateTimeOffset.UtcNow.ToString("O") };
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await Send(good, bad)).StatusCode);
+
+        var alone = await Send((JsonObject)good.DeepClone());
+        Assert.Equal("recorded", (string)(await alone.Json())["results"]![0]!["status"]!); // not "already-recorded"
+    }
+
+    [Fact]
+    public async Task FeedbackWritesAreDurableSqliteTransactions()
+    {
+        var store = app.Services.GetRequiredService<CdsHooks.Api.Audit.CardStore>();
+
+        Assert.Equal(2, await store.DurableSynchronousModeAsync(TestContext.Current.CancellationToken)); // 2 = FULL
+    }
+
+    [Theory]
+    [InlineData("?to=9999-12-31")]
+    [InlineData("?from=0001-01-01")]
+    [InlineData("?from=yesterday")]
+    public async Task OutcomesRefuseDatesOutsideTheServicesLife(string query) =>
+        Assert.Equal(HttpStatusCode.BadRequest, (await _client.GetAsync(new Uri("/analytics/outcomes" + query, UriKind.Relative), TestContext.Current.CancellationToken)).StatusCode);
 
     [Fact]
     public async Task AcceptingASuggestionTheCardDidNotOfferIs400()

@@ -138,6 +138,52 @@ public sealed class AuthenticationTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("/keys/../evil/jwks.json")]
+    [InlineData("/keys/%2e%2e/evil/jwks.json")]
+    [InlineData("/keys/..\\evil\\jwks.json")]
+    [InlineData("/keys/jwks.json?x=/evil")]
+    [InlineData("/keysevil/jwks.json")]
+    public async Task AJkuThatOnlyLooksAllowedIsRefusedWithoutAFetch(string path)
+    {
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), jku: _ehr.BaseUrl + path)));
+
+        Assert.DoesNotContain(_ehr.Fetches, f => f.Contains("evil", StringComparison.Ordinal) || f.Contains('?', StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task TokensNamingManyJwksUrlsCannotMakeTheServiceFetchWithoutLimit()
+    {
+        var stranger = new ECDsaSecurityKey(ECDsa.Create(ECCurve.NamedCurves.nistP384)) { KeyId = "unknown" };
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), stranger, jku: $"{_ehr.BaseUrl}/keys/set-{i}.json")));
+        }
+
+        Assert.True(_ehr.Fetches.Count <= 2, $"{_ehr.Fetches.Count} JWKS fetches for 20 forged tokens");
+    }
+
+    [Fact]
+    public async Task WithTheDatabaseDownAnAuthenticatedCallStillGetsItsCard()
+    {
+        var database = await CdsHooks.Api.Tests.Audit.PostgresDatabase.CreateAsync();
+        await using var app = _app.WithWebHostBuilder(b => b
+            .UseSetting("Audit:Provider", "postgres")
+            .UseSetting("Audit:ConnectionString", database.ConnectionString + ";Timeout=2"));
+        app.CreateClient(); // starts the host: migrations run against the live database
+        await database.DisposeAsync(); // then the database goes away
+
+        using var message = new HttpRequestMessage(HttpMethod.Post, Service)
+        {
+            Content = new StringContent(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), MediaTypeHeaderValue.Parse("application/json")),
+        };
+        message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _ehr.Token(Audience()));
+        var response = await app.CreateClient().SendAsync(message, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Single((await response.Json())["cards"]!.AsArray());
+    }
+
+    [Theory]
     [InlineData("https://cds.example.org/cds-services/medication-safety-order-select")] // another service
     [InlineData("https://cds.example.org/cds-services")]
     [InlineData("https://other.example.org/cds-services/medication-safety-order-sign")]

@@ -75,6 +75,15 @@ public sealed class PerimeterTests(CdsHooksApplication app) : IClassFixture<CdsH
             ["Authentication__TrustedClients__0__JwksUrl"] = "https://ehr.example.org/jwks.json",
         }), StringComparison.Ordinal);
 
+    [Fact]
+    public async Task ProductionRefusesToStartWithoutItsPublicBaseUrl() =>
+        Assert.Contains("Authentication:PublicBaseUrl is required", await FailedStart(new()
+        {
+            ["Audit__HashKey"] = "k",
+            ["Authentication__TrustedClients__0__Issuer"] = "https://ehr.example.org",
+            ["Authentication__TrustedClients__0__JwksUrl"] = "https://ehr.example.org/jwks.json",
+        }), StringComparison.Ordinal);
+
     /// <summary>Starts the real service process in Production; it must exit with 1. Returns what it printed.</summary>
     private static async Task<string> FailedStart(Dictionary<string, string> settings)
     {
