@@ -32,6 +32,24 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
         return NotChecked(patient, data) is { } card ? new HookResult([.. result.Cards, new IssuedCard(card, IssuedCard.DataGapRule, 1, "")]) : result;
     }
 
+    /// <summary>The cards and, for every rule, why it fired or not (the CLI's <c>explain</c>, the playground).</summary>
+    /// <exception cref="MissingPatientDataException">A rule concerns a new order but the patient's data is missing.</exception>
+    public async Task<(HookResult Result, IReadOnlyList<RuleTrace> Trace)> ExplainAsync(HookRequest request, CancellationToken cancellationToken = default)
+    {
+        var today = DateOnly.FromDateTime(time.GetLocalNow().Date);
+        var local = PatientData.FromRequest(request);
+        var ordered = PatientContextBuilder.NewMedications(request, local.Medications);
+        if (!_evaluator.AnyRuleConcerns(ordered) && !ordered.Any(m => m.UnresolvedReference is not null))
+        {
+            // Nothing can fire: the trace says so rule by rule, without asking for patient data.
+            return (HookResult.Empty, _evaluator.Explain(new PatientContext(null, ordered, new HashSet<string>(), today)));
+        }
+
+        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, cancellationToken);
+        var patient = PatientContextBuilder.Build(request, data, PatientContextBuilder.NewMedications(request, data.Medications), today);
+        return (Respond(_evaluator.Evaluate(patient)), _evaluator.Explain(patient));
+    }
+
     /// <summary>Cards for the problems found, filtered and capped by the site's settings.</summary>
     public HookResult Respond(IReadOnlyList<Problem> problems)
     {

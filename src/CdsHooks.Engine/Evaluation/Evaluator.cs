@@ -23,6 +23,9 @@ public sealed record Finding(
     public IEnumerable<MedicationUse> Medications => SideA.Concat(SideB).Select(d => d.Medication);
 }
 
+/// <summary>Why a rule fired or not, step by step; <see cref="Indicator"/> is null when it did not fire.</summary>
+public sealed record RuleTrace(string RuleId, string Title, bool Enabled, Indicator? Indicator, IReadOnlyList<string> Steps);
+
 /// <summary>One clinical problem, one card: the most severe finding, and the findings about the same drugs (or a
 /// subset of them) that join it instead of piling up cards of their own.</summary>
 public sealed record Problem(Finding Head, IReadOnlyList<Finding> Joined)
@@ -77,7 +80,29 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         _ => 3,
     };
 
-    private static Finding? Find(Rule rule, PatientContext patient, List<ResolvedDrug> drugs)
+    /// <summary>For every rule, whether it fired for this patient and why or why not: the drugs matched on each side,
+    /// the patient factors found, what decided the indicator. For the CLI's <c>explain</c> and the playground.</summary>
+    public IReadOnlyList<RuleTrace> Explain(PatientContext patient)
+    {
+        var drugs = patient.Medications.Select(Resolve).ToList();
+        var traces = new List<RuleTrace>();
+        foreach (var rule in knowledge.Rules)
+        {
+            var steps = new List<string>();
+            if (!rule.Enabled)
+            {
+                traces.Add(new RuleTrace(rule.Id, rule.Title, false, null, ["disabled (shipped disabled, or by site settings)"]));
+                continue;
+            }
+
+            var finding = Find(rule, patient, drugs, steps);
+            traces.Add(new RuleTrace(rule.Id, rule.Title, true, finding?.Indicator, steps));
+        }
+
+        return [.. traces.OrderByDescending(t => t.Indicator.HasValue).ThenBy(t => t.RuleId, StringComparer.Ordinal)];
+    }
+
+    private static Finding? Find(Rule rule, PatientContext patient, List<ResolvedDrug> drugs, List<string>? trace = null)
     {
         // A stopped drug counts only for look-back rules: within the window, or on an unknown day (it may have been
         // yesterday).
@@ -96,7 +121,14 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                 var pairs = (from x in a from y in b
                              where !ReferenceEquals(x, y) && (x.Medication.IsNew || y.Medication.IsNew) && Different(x, y, rule)
                              select (x, y)).ToList();
-                if (pairs.Count == 0) return null;
+                trace?.Add($"side a ({Groups(rule.SideA)}): {Drugs(a)}");
+                trace?.Add($"side b ({Groups(rule.SideB)}): {Drugs(b)}");
+                if (pairs.Count == 0)
+                {
+                    trace?.Add("not fired: no pair of different drugs with a new order on one side");
+                    return null;
+                }
+
                 sideA = [.. pairs.Select(p => p.x).Distinct().OrderByDescending(d => d.Medication.IsNew)];
                 sideB = [.. pairs.Select(p => p.y).Distinct().OrderByDescending(d => d.Medication.IsNew)];
                 break;
@@ -104,28 +136,69 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             case RuleKind.Count:
                 sideA = [.. drugs.Where(d => Counts(d) && d.IsIn(rule.SideA)).OrderByDescending(d => d.Medication.IsNew)];
                 var distinct = sideA.SelectMany(d => d.Ingredients).Where(i => Rule.InAny(rule.SideA, i.Code)).Select(i => i.Code).Distinct().Count();
-                if (distinct < rule.CountAtLeast || !sideA.Exists(d => d.Medication.IsNew)) return null;
+                trace?.Add($"{Groups(rule.SideA)}: {Drugs(sideA)}: {distinct} distinct ingredients, {rule.CountAtLeast} needed");
+                if (distinct < rule.CountAtLeast || !sideA.Exists(d => d.Medication.IsNew))
+                {
+                    trace?.Add(distinct < rule.CountAtLeast ? "not fired: too few" : "not fired: none of them is a new order");
+                    return null;
+                }
+
                 break;
 
             default:
                 sideA = [.. drugs.Where(d => d.Medication.IsNew && d.IsIn(rule.SideA))];
-                if (sideA.Count == 0) return null;
+                trace?.Add($"new orders in {Groups(rule.SideA)}: {Drugs(sideA)}");
+                if (sideA.Count == 0)
+                {
+                    trace?.Add("not fired: no new order of these drugs");
+                    return null;
+                }
+
                 break;
         }
 
         var current = drugs.Where(d => d.Medication.Status != MedicationStatus.Stopped).ToList();
         // Excluding drugs means drugs the patient already takes: a new order never silences its own rule.
-        if (rule.ExcludedConditions.Any(g => HasCondition(patient, g))
-            || current.Exists(d => !d.Medication.IsNew && d.IsIn(rule.ExcludedDrugs)))
+        if (rule.ExcludedConditions.FirstOrDefault(g => HasCondition(patient, g)) is { } condition)
         {
+            trace?.Add($"not fired: excluded by the condition {condition.Name}");
+            return null;
+        }
+
+        if (current.FirstOrDefault(d => !d.Medication.IsNew && d.IsIn(rule.ExcludedDrugs)) is { } taken)
+        {
+            trace?.Add($"not fired: excluded because the patient already takes {taken.Medication.Display}");
             return null;
         }
 
         var involved = sideA.Concat(sideB).ToHashSet();
-        var applying = rule.Factors.Where(f => Applies(f, patient, sideA, sideB, current, involved)).ToList();
-        if (rule.Requires.Any(r => !applying.Contains(r))) return null;
+        var applying = new List<PatientFactor>();
+        foreach (var factor in rule.Factors)
+        {
+            var applies = Applies(factor, patient, sideA, sideB, current, involved);
+            if (applies) applying.Add(factor);
+            trace?.Add($"factor {factor.Id}: {(applies ? "applies" : "does not apply")}{(factor.AgeAtLeast is { } age ? $" (age {patient.Age?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}, threshold {age})" : "")}");
+        }
 
-        return new Finding(rule, sideA, sideB, applying, patient.Age, IndicatorOf(rule, applying));
+        if (rule.Requires.FirstOrDefault(r => !applying.Contains(r)) is { } missing)
+        {
+            trace?.Add($"not fired: requires the factor {missing.Id}");
+            return null;
+        }
+
+        var indicator = IndicatorOf(rule, applying);
+        trace?.Add($"fired: {indicator.ToString().ToLowerInvariant()} (rule {rule.Indicator.ToString().ToLowerInvariant()}, " +
+            $"{applying.Count(f => f.Escalates)} escalating factor(s){(rule.CriticalWhenEscalators is { } n ? $", critical from {n}" : "")})");
+        return new Finding(rule, sideA, sideB, applying, patient.Age, indicator);
+    }
+
+    private static string Groups(IReadOnlyList<DrugGroup> groups) => string.Join(", ", groups.Select(g => g.Name));
+
+    private static string Drugs(IEnumerable<ResolvedDrug> drugs)
+    {
+        var described = drugs.Select(d => $"{d.Medication.Display} ({d.Medication.Status.ToString().ToLowerInvariant()}" +
+            (d.MgPerDay is { } mg ? $", {mg.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} mg/day)" : ")")).ToList();
+        return described.Count == 0 ? "none" : string.Join("; ", described);
     }
 
     private static bool Different(ResolvedDrug x, ResolvedDrug y, Rule rule)

@@ -1,6 +1,4 @@
-using CdsHooks.Engine.Evaluation;
 using CdsHooks.Engine.Knowledge;
-using CdsHooks.Engine.Patients;
 using CdsHooks.Tests;
 
 namespace CdsHooks.Engine.Tests.Knowledge;
@@ -18,60 +16,40 @@ public class RuleExampleTests
         EnabledRules = [.. Shipped.Rules.Where(r => !r.Enabled).Select(r => r.Id)],
     });
 
+    private static readonly IReadOnlyList<ExampleResult> Results = ExampleRunner.Run(Knowledge, Today);
+
     public static TheoryData<string, string> Examples()
     {
         var data = new TheoryData<string, string>();
-        foreach (var rule in Knowledge.Rules)
-        {
-            foreach (var example in rule.Examples) data.Add(rule.Id, example.Name);
-        }
-
+        foreach (var result in Results) data.Add(result.Rule.Id, result.Example.Name);
         return data;
     }
-
-    /// <summary>The patient an example describes, as the engine would see it from an EHR.</summary>
-    public static PatientContext PatientOf(RuleExample example, DateOnly today) => new(
-        example.Age,
-        [
-            .. example.New.Select(d => Medication(d, MedicationStatus.New, today)),
-            .. example.Active.Select(d => Medication(d, MedicationStatus.Current, today)),
-            .. example.Stopped.Select(d => Medication(d, MedicationStatus.Stopped, today)),
-        ],
-        example.Conditions.Select(code => char.IsLetter(code[0])
-            ? ConditionGroup.Key(ConditionGroup.Icd10Cm, code)
-            : ConditionGroup.Key(ConditionGroup.Snomed, code)).ToHashSet(),
-        today);
-
-    private static MedicationUse Medication(ExampleDrug drug, MedicationStatus status, DateOnly today) => new(
-        $"drug {drug.Code}", [drug.Code], "", null,
-        drug.MgPerDay is { } mg ? new DailyDose(mg, "mg") : null,
-        status,
-        drug.StoppedDaysAgo is { } days ? today.AddDays(-days) : null,
-        $"{status}-{drug.Code}");
 
     [Theory]
     [MemberData(nameof(Examples))]
     public void RuleAnswersItsExampleAsDocumented(string ruleId, string exampleName)
     {
-        var rule = Knowledge.Rules.Single(r => r.Id == ruleId);
-        var example = rule.Examples.Single(e => e.Name == exampleName);
+        var result = Results.Single(r => r.Rule.Id == ruleId && r.Example.Name == exampleName);
 
-        var findings = new Evaluator(Knowledge).Evaluate(PatientOf(example, Today)).SelectMany(p => p.All);
-        var finding = findings.SingleOrDefault(f => f.Rule.Id == ruleId);
-
-        if (example.ExpectedIndicator is null)
-        {
-            Assert.Null(finding);
-            return;
-        }
-
-        Assert.NotNull(finding);
-        Assert.Equal(example.ExpectedIndicator, finding.Indicator);
-        Assert.Equal(example.ExpectedFactors.Order(), finding.Factors.Select(f => f.Id).Order());
+        Assert.Equal(result.Expected, result.Actual);
     }
 
     [Fact]
     public void EveryShippedRuleFileIsLoadedAndRunsItsExamples() =>
         // The theory above runs per example; this guards against a rule directory that silently loads nothing.
-        Assert.Equal(Directory.GetFiles(Path.Combine(Repository.Cards, "rules"), "*.yaml").Length, Knowledge.Rules.Count);
+        Assert.Equal(Directory.GetFiles(Path.Combine(Repository.Cards, "rules"), "*.yaml").Length, Results.Select(r => r.Rule.Id).Distinct().Count());
+
+    [Fact]
+    public void AWrongExpectationIsReportedAsAFailure()
+    {
+        var rule = Knowledge.Rules.Single(r => r.Id == "mirtazapine-benzodiazepine");
+        var changed = rule with { Examples = [rule.Examples[0] with { ExpectedIndicator = CdsHooks.Engine.Hooks.Indicator.Info }] };
+        var knowledge = new KnowledgeBase(Knowledge.DrugGroups, Knowledge.ConditionGroups, [.. Knowledge.Rules.Select(r => r.Id == rule.Id ? changed : r)]);
+
+        var result = ExampleRunner.Run(knowledge, Today).Single(r => r.Rule.Id == rule.Id);
+
+        Assert.False(result.Passed);
+        Assert.StartsWith("info", result.Expected, StringComparison.Ordinal);
+        Assert.StartsWith("warning", result.Actual, StringComparison.Ordinal);
+    }
 }
