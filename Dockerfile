@@ -9,6 +9,7 @@ COPY src/CdsHooks.Api/CdsHooks.Api.csproj src/CdsHooks.Api/
 RUN dotnet restore src/CdsHooks.Api/CdsHooks.Api.csproj
 COPY src/ src/
 COPY cards/ cards/
+COPY samples/patients/ samples/patients/
 RUN dotnet publish src/CdsHooks.Api/CdsHooks.Api.csproj -c Release --no-restore -o /app
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0

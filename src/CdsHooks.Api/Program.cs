@@ -6,6 +6,7 @@ using CdsHooks.Api.Hooks;
 using CdsHooks.Api.Knowledge;
 using CdsHooks.Api.Logging;
 using CdsHooks.Api.Operations;
+using CdsHooks.Api.Playground;
 using CdsHooks.Api.Security;
 using Serilog;
 
@@ -34,6 +35,7 @@ try
     app.MapCdsHooks();
     app.MapAnalytics();
     app.MapOperations();
+    app.MapPlayground();
 
     await app.RunAsync();
     return 0;
