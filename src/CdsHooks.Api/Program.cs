@@ -18,7 +18,12 @@ Log.Logger = new LoggerConfiguration().WriteTo.Console().CreateLogger();
 
 try
 {
-    var builder = WebApplication.CreateBuilder(args);
+    // Settings and knowledge live beside the binaries, whatever directory the service is started from.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+    {
+        Args = args,
+        ContentRootPath = Environment.GetEnvironmentVariable("ASPNETCORE_CONTENTROOT") ?? AppContext.BaseDirectory,
+    });
     builder.AddLogging();
     builder.AddKnowledge();
     builder.AddFhirServerAccess();

@@ -60,9 +60,9 @@ public sealed class LimitOptions
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Requests per second per client (by token issuer, else by remote address), with this burst.</summary>
-    public int PermitsPerSecond { get; set; } = 100;
+    public int PermitsPerSecond { get; set; } = 2000;
 
-    public int Burst { get; set; } = 200;
+    public int Burst { get; set; } = 4000;
 
     /// <summary>Browser origins allowed to call the service (the CDS Hooks sandbox: https://sandbox.cds-hooks.org).</summary>
     public List<string> CorsOrigins { get; set; } = [];

@@ -65,8 +65,18 @@ public static class CardBuilder
             return null;
         }
 
+        if (current <= 0 || perDose <= 0) return null;
+        decimal newDose;
+        try
+        {
+            newDose = Math.Round(perDose * (targetMgPerDay / current), 3); // the ratio first: it is below 1
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
+
         var updated = Hl7.Fhir.Model.BaseExtensions.DeepCopy(order);
-        var newDose = Math.Round(perDose * targetMgPerDay / current, 3);
         var updatedDosage = updated.DosageInstruction[0];
         updatedDosage.DoseAndRate[0].Dose = new Hl7.Fhir.Model.Quantity(newDose, "mg") { Unit = "mg", System = "http://unitsofmeasure.org" };
         updatedDosage.Text = $"{newDose.ToString("0.###", CultureInfo.InvariantCulture)} mg per dose ({targetMgPerDay.ToString("0.###", CultureInfo.InvariantCulture)} mg/day)";

@@ -49,7 +49,27 @@ public static class FhirJson
     /// <summary>Adds the FHIR converters and the tolerance policy above to a set of options (used for the HTTP
     /// options too, so that cards carrying FHIR resources serialize correctly).</summary>
     public static JsonSerializerOptions Configure(JsonSerializerOptions options) =>
-        options.ForFhir(ModelInfo.ModelInspector, new FhirJsonConverterOptions { ExceptionFilter = Tolerated });
+        options.ForFhir(ModelInfo.ModelInspector, new FhirJsonConverterOptions { ExceptionFilter = Tolerated, Validator = new LiteralValidator() });
+
+    /// <summary>Firely's attribute validation, run only where this policy refuses something: on primitive values (an
+    /// unparsable date, uri or code literal), on resources (an unknown nested type, nested contained resources), and on
+    /// a property whose shape is wrong (one value where an array belongs, or the reverse). Cardinality, required
+    /// elements and value-set bindings are tolerated anyway, and checking them on every element cost three quarters
+    /// of the parse (docs/performance.md).</summary>
+    private sealed class LiteralValidator : IPocoValidator
+    {
+        private static readonly FhirAttributeValidator Attributes = new();
+
+        public IReadOnlyCollection<CodedValidationException> ValidateProperty(string name, object? propertyValue,
+            Hl7.Fhir.Introspection.PropertyMapping? propertyMapping, PocoValidationContext context) =>
+            propertyMapping is not null && propertyValue is not null && propertyMapping.IsCollection != propertyValue is System.Collections.IList
+                ? Attributes.ValidateProperty(name, propertyValue, propertyMapping, context)
+                : [];
+
+        public IReadOnlyCollection<CodedValidationException> ValidateObject(Base instance, Hl7.Fhir.Introspection.ClassMapping classMapping,
+            PocoValidationContext context) =>
+            instance is PrimitiveType or Resource ? Attributes.ValidateObject(instance, classMapping, context) : [];
+    }
 
     /// <summary>Parses one resource. Problems are added to <paramref name="issues"/> with their location, never
     /// with the offending value: the value may be patient data.</summary>
@@ -85,7 +105,8 @@ public static class FhirJson
 
         try
         {
-            return element.Deserialize<Resource>(Options);
+            // The element's own UTF-8 bytes, not a copy written out again: a FHIR parse straight from the request body.
+            return JsonSerializer.Deserialize<Resource>(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(element), Options);
         }
         catch (Exception e) when (e is NotSupportedException or JsonException or InvalidOperationException)
         {
