@@ -1,14 +1,32 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using CdsHooks.Benchmarks;
 
 // dotnet run -c Release --project benchmarks/CdsHooks.Benchmarks -- --filter '*'   (docs/performance.md)
 // --write-requests DIR writes the typical and heavy request bodies for benchmarks/load.sh.
+// --smoke DIR runs every benchmark once, in process, in any build configuration: the test that keeps them working.
 if (args is ["--write-requests", var directory])
 {
     Directory.CreateDirectory(directory);
     File.WriteAllText(Path.Combine(directory, "typical.json"), Requests.Typical);
     File.WriteAllText(Path.Combine(directory, "heavy.json"), Requests.Heavy);
-    return;
+    return 0;
+}
+
+if (args is ["--smoke", var artifacts])
+{
+    var config = ManualConfig.CreateMinimumViable()
+        .AddJob(Job.Dry.WithToolchain(InProcessEmitToolchain.Instance))
+        .WithOptions(ConfigOptions.DisableOptimizationsValidator)
+        .WithArtifactsPath(artifacts);
+    var summaries = BenchmarkRunner.Run(typeof(Program).Assembly, config);
+    var failed = summaries.Sum(s => s.HasCriticalValidationErrors ? 1 : s.Reports.Count(r => !r.Success));
+    var ran = summaries.Sum(s => s.Reports.Count(r => r.Success));
+    Console.WriteLine($"smoke: {ran} benchmarks ran, {failed} failed");
+    return failed == 0 && ran > 0 ? 0 : 1;
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

@@ -27,7 +27,7 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         var now = time.GetUtcNow();
         try
         {
-            var history = await store.HistoryAsync(patient, now - fatigue.Value.Horizon, cancellationToken);
+            IReadOnlyList<PastCard> history = fatigue.Value.Enabled ? await store.HistoryAsync(patient, now - fatigue.Value.Horizon, cancellationToken) : [];
             var shown = new List<IssuedCard>();
             foreach (var card in result.Cards)
             {

@@ -35,7 +35,7 @@ public enum FeedbackResult
 }
 
 /// <summary>
-/// The audit trail and feedback on SQLite (a file, WAL, synchronous=FULL: a committed write is on disk) or PostgreSQL
+/// The audit trail and feedback on SQLite (a file, WAL; feedback at synchronous=FULL: committed is on disk) or PostgreSQL
 /// (several instances behind a load balancer), through Dapper with plain SQL that both accept. The schema is created
 /// and migrated at start-up, in a transaction, from the numbered scripts below.
 /// </summary>
@@ -172,8 +172,13 @@ public sealed class CardStore : IDisposable
     public async Task RecordCardsAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken)
     {
         if (cards.Count == 0) return;
-        await using var connection = await OpenAsync(cancellationToken);
+        // The card is already on its way to the clinician: its record need not wait for the disk. Committed records
+        // survive a crash of the process (SQLite WAL at NORMAL; PostgreSQL's WAL without waiting for the flush); a
+        // power loss may lose the last fraction of a second of them, which at worst shows a card again. Feedback,
+        // which a client sends us and may not resend, stays durable at commit.
+        await using var connection = await OpenAsync(cancellationToken, durable: false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (!_sqlite) await connection.ExecuteAsync("SET LOCAL synchronous_commit TO OFF", transaction: transaction);
         await connection.ExecuteAsync(
             """
             INSERT INTO issued_card (card_uuid, service_id, hook, hook_instance, rule_id, rule_version, indicator, drugs,
