@@ -36,7 +36,7 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
             }
 
             Count(shown);
-            await store.RecordCardsAsync([.. shown.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook,
+            await store.EnqueueCardsAsync([.. shown.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook,
                 request.HookInstance, c.RuleId, c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))], cancellationToken);
             return [.. shown.Select(c => c.Card)];
         }

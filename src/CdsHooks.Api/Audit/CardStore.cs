@@ -91,8 +91,9 @@ public sealed class CardStore : IDisposable
     private readonly bool _sqlite;
     private readonly string _connectionString;
     private readonly NpgsqlDataSource? _postgres;
+    private readonly CardWriter _writer;
 
-    public CardStore(IOptions<AuditOptions> options)
+    public CardStore(IOptions<AuditOptions> options, ILogger<CardStore>? logger = null)
     {
         var audit = options.Value;
         _sqlite = audit.Provider.Equals("sqlite", StringComparison.OrdinalIgnoreCase);
@@ -113,6 +114,10 @@ public sealed class CardStore : IDisposable
             _connectionString = audit.ConnectionString;
             _postgres = NpgsqlDataSource.Create(audit.ConnectionString);
         }
+
+        var log = logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        _writer = new CardWriter(cards => RecordCardsAsync(cards, CancellationToken.None),
+            (e, count) => log.LogError("Card records not written ({ExceptionType}): {CardCount} cards shown but unrecorded", e.GetType().Name, count));
     }
 
     public string Provider => _sqlite ? "sqlite" : "postgres";
@@ -169,6 +174,11 @@ public sealed class CardStore : IDisposable
         }
     }
 
+    /// <summary>Queues the records of shown cards; they are written in the background (<see cref="CardWriter"/>) and
+    /// count in <see cref="HistoryAsync"/> at once.</summary>
+    public ValueTask EnqueueCardsAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken) =>
+        _writer.EnqueueAsync(cards, cancellationToken);
+
     public async Task RecordCardsAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken)
     {
         if (cards.Count == 0) return;
@@ -206,14 +216,18 @@ public sealed class CardStore : IDisposable
             WHERE c.patient_hash = @patientHash AND (c.issued_at >= @since OR f.outcome_at >= @since)
             """,
             new { patientHash, since = since.ToUnixTimeMilliseconds() });
+        // Queued cards too; one that commits in between may be counted twice, which changes no fatigue decision.
         return [.. rows.Select(r => new PastCard(r.RuleId, r.Drugs, r.EncounterHash, Parse(r.Indicator), DateTimeOffset.FromUnixTimeMilliseconds(r.IssuedAt),
-            r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, r.AcceptedChange == 1))];
+            r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, r.AcceptedChange == 1)),
+            .. _writer.Pending(patientHash).Where(c => c.IssuedAt >= since)
+                .Select(c => new PastCard(c.RuleId, c.Drugs, c.EncounterHash, c.Indicator, c.IssuedAt, null, null, null))];
     }
 
     /// <summary>The uuids among <paramref name="cardUuids"/> that this service issued, with their suggestions
     /// ("update:uuid", "delete:uuid").</summary>
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> KnownCardsAsync(IReadOnlyCollection<string> cardUuids, CancellationToken cancellationToken)
     {
+        await _writer.FlushAsync(cancellationToken);
         await using var connection = await OpenAsync(cancellationToken);
         // Dapper expands a list for SQLite; Npgsql takes it as one array parameter.
         var rows = await connection.QueryAsync<(string Uuid, string Suggestions)>(
@@ -269,6 +283,7 @@ public sealed class CardStore : IDisposable
     /// Aggregates only.</summary>
     public async Task<IReadOnlyList<RuleOutcomes>> OutcomesAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
     {
+        await _writer.FlushAsync(cancellationToken);
         await using var connection = await OpenAsync(cancellationToken);
         var period = new { from = from.ToUnixTimeMilliseconds(), to = to.ToUnixTimeMilliseconds() };
         var totals = await connection.QueryAsync<(string RuleId, string Indicator, long Shown, long Accepted, long Overridden)>(
@@ -296,6 +311,7 @@ public sealed class CardStore : IDisposable
     /// <summary>Deletes cards issued before <paramref name="before"/> and their feedback; returns the cards deleted.</summary>
     public async Task<int> PurgeAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
+        await _writer.FlushAsync(cancellationToken);
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var cutoff = new { before = before.ToUnixTimeMilliseconds() };
@@ -319,5 +335,9 @@ public sealed class CardStore : IDisposable
 
     private static Indicator Parse(string indicator) => Enum.Parse<Indicator>(indicator, ignoreCase: true);
 
-    public void Dispose() => _postgres?.Dispose();
+    public void Dispose()
+    {
+        _writer.Dispose(); // writes what is queued
+        _postgres?.Dispose();
+    }
 }

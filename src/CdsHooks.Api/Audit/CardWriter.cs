@@ -1,0 +1,111 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+
+namespace CdsHooks.Api.Audit;
+
+/// <summary>
+/// Writes the records of shown cards behind the answer, in batches, from one writer: a hook call never waits on the
+/// database's write lock (SQLite has one writer; under load, callers queued on it and slept in its busy handler).
+/// Until its batch commits, a record is in <see cref="Pending"/>, so the fatigue controls of this instance see it at
+/// once; <see cref="FlushAsync"/> waits until everything queued before it is written, for the readers that must see
+/// every card (feedback, analytics, purge). Disposal writes what is queued.
+/// </summary>
+internal sealed class CardWriter : IDisposable
+{
+    private const int BatchSize = 500;
+
+    // Bounded: if the database falls far behind, callers wait for room rather than the queue growing without limit.
+    private readonly Channel<object> _queue = Channel.CreateBounded<object>(new BoundedChannelOptions(20_000)
+    {
+        SingleReader = true,
+        FullMode = BoundedChannelFullMode.Wait,
+    });
+
+    private readonly ConcurrentDictionary<string, CardRecord> _pending = new(StringComparer.Ordinal);
+    private readonly Func<IReadOnlyList<CardRecord>, Task> _write;
+    private readonly Action<Exception, int> _failed;
+    private readonly Task _loop;
+
+    public CardWriter(Func<IReadOnlyList<CardRecord>, Task> write, Action<Exception, int> failed)
+    {
+        _write = write;
+        _failed = failed;
+        _loop = Task.Run(WriteLoopAsync);
+    }
+
+    public async ValueTask EnqueueAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken)
+    {
+        if (cards.Count == 0) return;
+        foreach (var card in cards) _pending[card.CardUuid] = card;
+        try
+        {
+            await _queue.Writer.WriteAsync(cards, cancellationToken);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+        {
+            foreach (var card in cards) _pending.TryRemove(card.CardUuid, out _);
+            throw; // ChannelClosedException is an InvalidOperationException: the caller's "audit unavailable" path
+        }
+    }
+
+    /// <summary>Queued records of this patient that are not yet committed.</summary>
+    public IEnumerable<CardRecord> Pending(string patientHash) => _pending.Values.Where(c => c.PatientHash == patientHash);
+
+    public async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        var written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_queue.Writer.TryWrite(written))
+        {
+            try
+            {
+                await _queue.Writer.WriteAsync(written, cancellationToken);
+            }
+            catch (ChannelClosedException)
+            {
+                return; // shutting down: disposal writes what is queued
+            }
+        }
+
+        await written.Task.WaitAsync(cancellationToken);
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<CardRecord>();
+        var flushes = new List<TaskCompletionSource>();
+        while (await _queue.Reader.WaitToReadAsync())
+        {
+            while (batch.Count < BatchSize && _queue.Reader.TryRead(out var item))
+            {
+                if (item is TaskCompletionSource flush) flushes.Add(flush);
+                else batch.AddRange((IReadOnlyList<CardRecord>)item);
+            }
+
+            if (batch.Count > 0)
+            {
+                try
+                {
+                    await _write(batch);
+                }
+#pragma warning disable CA1031 // the loop must outlive any failure of one batch; the failure is logged
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    _failed(e, batch.Count);
+                }
+
+                foreach (var card in batch) _pending.TryRemove(card.CardUuid, out _);
+                batch.Clear();
+            }
+
+            foreach (var flush in flushes) flush.TrySetResult();
+            flushes.Clear();
+        }
+    }
+
+    public void Dispose()
+    {
+        _queue.Writer.TryComplete();
+        _loop.Wait(TimeSpan.FromSeconds(10));
+    }
+}

@@ -1,0 +1,56 @@
+using CdsHooks.Api.Audit;
+using CdsHooks.Engine.Hooks;
+using Microsoft.Extensions.Options;
+
+namespace CdsHooks.Api.Tests.Audit;
+
+/// <summary>Card records are written behind the answer; these prove nothing is lost or invisible on the way.</summary>
+public sealed class CardWriterTests : IDisposable
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), $"cds-hooks-writer-{Guid.NewGuid():N}.db");
+    private readonly string _patient = new('b', 64);
+
+    private CardStore Store() => new(Options.Create(new AuditOptions { ConnectionString = $"Data Source={_path}" }));
+
+    private CardRecord Card(int i, DateTimeOffset at) =>
+        new(Guid.NewGuid().ToString(), "svc", "order-sign", $"hook-{i}", $"rule-{i % 7}", 1, Indicator.Warning, $"{i}+{i + 1}", _patient, null, [$"update:{i}"], at);
+
+    [Fact]
+    public async Task AQueuedCardCountsForFatigueAtOnceAndIsKnownToFeedback()
+    {
+        using var store = Store();
+        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        var now = DateTimeOffset.UtcNow;
+        var card = Card(1, now);
+
+        await store.EnqueueCardsAsync([card], TestContext.Current.CancellationToken);
+        var history = await store.HistoryAsync(_patient, now.AddMinutes(-1), TestContext.Current.CancellationToken);
+        var known = await store.KnownCardsAsync([card.CardUuid], TestContext.Current.CancellationToken);
+
+        Assert.Contains(history, p => p.RuleId == card.RuleId && p.DrugsKey == card.Drugs);
+        Assert.Equal(["update:1"], known[card.CardUuid]);
+    }
+
+    [Fact]
+    public async Task ConcurrentCallersLoseNoRecordAndDisposalWritesTheQueue()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var cards = Enumerable.Range(0, 2000).Select(i => Card(i, now)).ToList();
+        using (var store = Store())
+        {
+            await store.MigrateAsync(TestContext.Current.CancellationToken);
+            await Parallel.ForEachAsync(cards.Chunk(4), TestContext.Current.CancellationToken,
+                async (chunk, token) => await store.EnqueueCardsAsync(chunk, token));
+        } // disposed with records possibly still queued
+
+        using var reopened = Store();
+        var known = await reopened.KnownCardsAsync([.. cards.Select(c => c.CardUuid)], TestContext.Current.CancellationToken);
+        Assert.Equal(cards.Count, known.Count);
+    }
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var file in Directory.GetFiles(Path.GetDirectoryName(_path)!, Path.GetFileName(_path) + "*")) File.Delete(file);
+    }
+}
