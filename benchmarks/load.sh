@@ -14,6 +14,7 @@ baseline_url=http://127.0.0.1:5092/cds-services/medication-safety-order-sign
 echo "building (Release)..."
 dotnet publish src/CdsHooks.Api -c Release -o "$work/api" >/dev/null
 dotnet publish benchmarks/Baseline -c Release -o "$work/baseline" >/dev/null
+dotnet publish benchmarks/SlowFhirServer -c Release -o "$work/fhir" >/dev/null
 dotnet build benchmarks/CdsHooks.Benchmarks -c Release >/dev/null
 dotnet benchmarks/CdsHooks.Benchmarks/bin/Release/net10.0/CdsHooks.Benchmarks.dll --write-requests "$work"
 cat > "$work/post.lua" <<'LUA'
@@ -28,6 +29,7 @@ LUA
 # request logs on, every card recorded (fatigue controls off, or the same request would be held back), and a rate
 # limit above the load.
 ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5091 Fatigue__Enabled=false Playground__Enabled=false \
+  Fhir__AllowedServers__0=http://127.0.0.1:5093/fhir \
   Audit__ConnectionString="Data Source=$work/audit.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
   dotnet "$work/api/CdsHooks.Api.dll" >"$work/service.log" 2>&1 &
 service=$!
@@ -41,7 +43,9 @@ startup_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 ASPNETCORE_URLS=http://127.0.0.1:5092 dotnet "$work/baseline/Baseline.dll" >/dev/null 2>&1 &
 baseline=$!
 for _ in $(seq 1 600); do curl -s -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @"$work/typical.json" $baseline_url && break; sleep 0.05; done
-trap 'kill $service $baseline 2>/dev/null || true' EXIT
+ASPNETCORE_URLS=http://127.0.0.1:5093 dotnet "$work/fhir/SlowFhirServer.dll" --delay-ms 100 --request "$work/typical.json" >/dev/null 2>&1 &
+fhir=$!
+trap 'kill $service $baseline $fhir 2>/dev/null || true' EXIT
 
 p99() { awk '/99%% in|99% in/ {print $3 * 1000}' ; }
 rps() { awk '/Requests\/sec/ {print $2}' ; }
@@ -57,6 +61,20 @@ heavy_p99=$(hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$wo
 echo "saturation..."
 service_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $service_url | rps)
 baseline_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $baseline_url | rps)
+# FHIR fallback: the typical request without its prefetch, the service fetching the patient's data from a FHIR
+# server that takes 100 ms per query (5 queries). A new patient each call; then the last patient again.
+for _ in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:5093/count && break; sleep 0.05; done
+fallback_ms=()
+for i in $(seq 1 21); do
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); del r['prefetch']; r['fhirServer']='http://127.0.0.1:5093/fhir'; r['fhirAuthorization']={'access_token': 'benchmark-token', 'token_type': 'Bearer', 'expires_in': 300, 'scope': 'patient/Patient.read patient/MedicationRequest.read patient/MedicationStatement.read patient/Condition.read', 'subject': 'cds-service'}; r['context']['patientId']='bench-'+sys.argv[2]; print(json.dumps(r))" \
+    "$work/typical.json" "$i" > "$work/fallback.json"
+  fallback_ms+=("$(curl -s -o /dev/null -w '%{time_total}' -X POST -H 'Content-Type: application/json' --data-binary @"$work/fallback.json" $service_url | awk '{printf "%.0f", $1 * 1000}')")
+done
+fallback_median=$(printf '%s\n' "${fallback_ms[@]:1}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+queries_before=$(curl -s http://127.0.0.1:5093/count)
+again_ms=$(curl -s -o /dev/null -w '%{time_total}' -X POST -H 'Content-Type: application/json' --data-binary @"$work/fallback.json" $service_url | awk '{printf "%.0f", $1 * 1000}')
+queries_again=$(( $(curl -s http://127.0.0.1:5093/count) - queries_before ))
+
 peak_mb=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$service/status)
 ratio=$(awk -v s="$service_rps" -v b="$baseline_rps" 'BEGIN { printf "%.0f", 100 * s / b }')
 
@@ -71,4 +89,6 @@ cat <<REPORT
 | service / baseline | ${ratio}% | at least 40% |
 | first answered hook call after process start | ${startup_ms} ms | within 3,000 ms |
 | peak working set | ${peak_mb} MB | below 160 MB |
+| FHIR fallback, 5 queries of 100 ms each: median call (20 new patients) | ${fallback_median} ms | close to 100 ms, not 500 ms |
+| the same patient again within the cache window: FHIR queries, call time | ${queries_again} queries, ${again_ms} ms | no query |
 REPORT

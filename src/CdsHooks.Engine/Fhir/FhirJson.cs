@@ -54,8 +54,8 @@ public static class FhirJson
     /// <summary>Firely's attribute validation, run only where this policy refuses something: on primitive values (an
     /// unparsable date, uri or code literal), on resources (an unknown nested type, nested contained resources), and on
     /// a property whose shape is wrong (one value where an array belongs, or the reverse). Cardinality, required
-    /// elements and value-set bindings are tolerated anyway, and checking them on every element cost three quarters
-    /// of the parse (docs/performance.md).</summary>
+    /// elements and value-set bindings are tolerated anyway; skipping them saves a little of the parse
+    /// (docs/performance.md).</summary>
     private sealed class LiteralValidator : IPocoValidator
     {
         private static readonly FhirAttributeValidator Attributes = new();
