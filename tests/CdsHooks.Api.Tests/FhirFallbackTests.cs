@@ -270,6 +270,25 @@ public sealed class FhirFallbackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task APagedPrefetchIsFollowedOnTheFhirServer()
+    {
+        // The EHR prefetched the first page only (no clonazepam on it); the rest is behind its next link.
+        var request = Request(prefetch: p =>
+        {
+            var medications = p["medications"]!.AsObject();
+            medications["entry"] = new JsonArray();
+            medications["link"] = new JsonArray(new JsonObject { ["relation"] = "next", ["url"] = _fhir.BaseUrl + "/MedicationRequest?patient=elderly-1&status=active" });
+        });
+
+        var (status, body) = await Post(request);
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains(body["cards"]!.AsArray(), c => ((string)c!["summary"]!).Contains("clonazepam", StringComparison.OrdinalIgnoreCase));
+        Assert.Single(_fhir.RequestsFor("MedicationRequest"));
+        Assert.All(_fhir.Requests, r => Assert.Equal("Bearer " + Token, r.Authorization));
+    }
+
+    [Fact]
     public async Task ANextLinkOutsideTheFhirBaseIsNotFollowed()
     {
         var request = Request(prefetch: p =>
