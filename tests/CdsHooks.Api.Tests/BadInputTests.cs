@@ -85,11 +85,11 @@ public sealed class BadInputTests(CdsHooksApplication app) : IClassFixture<CdsHo
     public async Task WrongShapedFhirElementIs400()
     {
         var request = Index();
-        request["prefetch"]!["patient"]!["name"] = Canary;
+        request["prefetch"]!["medications"]!["entry"]![0]!["resource"]!["dosageInstruction"] = Canary;
 
         var problem = await Problem(await _client.PostJson(OrderSign, request), HttpStatusCode.BadRequest);
 
-        Assert.Contains(Locations(problem), l => l.StartsWith("prefetch.patient.name", StringComparison.Ordinal));
+        Assert.Contains(Locations(problem), l => l.StartsWith("prefetch.medications.entry[0].resource.dosageInstruction", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -25,8 +25,8 @@ public sealed class LogPrivacyTests
         Assert.Contains("warning", await ok.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
 
         var invalid = request.DeepClone();
-        invalid["prefetch"]!["patient"]!["gender"] = Family; // an invalid code is tolerated...
-        invalid["prefetch"]!["patient"]!["deceasedBoolean"] = Name; // ...a wrong type is not
+        invalid["prefetch"]!["patient"]!["gender"] = Family; // an element the engine does not read is skipped...
+        invalid["prefetch"]!["patient"]!["birthDate"] = new JsonObject { ["text"] = Name }; // ...a wrong type where it reads is refused
         Assert.Equal(HttpStatusCode.BadRequest, (await client.PostJson("/cds-services/medication-safety-order-sign", invalid)).StatusCode);
 
         var missing = request.DeepClone();

@@ -15,7 +15,8 @@ namespace CdsHooks.Engine.Fhir;
 /// <item>Refused (400): a value of the wrong JSON type or an unparsable literal (<c>"birthDate": 5</c>,
 /// <c>"birthDate": "yesterday"</c>), an object where a primitive belongs or the reverse, duplicate properties,
 /// a single value where FHIR has an array or the reverse (Firely keeps such a value aside and throws when the element
-/// is read: the spec's own order-select example sends <c>"doseAndRate": {...}</c>, which is not R4), a resource with
+/// is read: the spec's own order-select example sends <c>"doseAndRate": {...}</c>, which is not R4), a null in an array
+/// of elements (<c>"entry": [null]</c>), a resource with
 /// no <c>resourceType</c> or a type FHIR R4 does not know. Guessing at these could hide a drug or misread an age.</item>
 /// </list>
 /// </summary>
@@ -75,6 +76,43 @@ public static class FhirJson
     /// with the offending value: the value may be patient data.</summary>
     public static Resource? ReadResource(JsonElement element, string location, ICollection<RequestIssue> issues)
     {
+        if (ResourceTypeOf(element, location, issues) is null) return null;
+        if (!NullsOnlyAsPlaceholders(element, location, issues)) return null;
+
+        try
+        {
+            // The element's own UTF-8 bytes, not a copy written out again: a FHIR parse straight from the request body.
+            return JsonSerializer.Deserialize<Resource>(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(element), Options);
+        }
+        catch (Exception e) when (e is NotSupportedException or JsonException or InvalidOperationException)
+        {
+            // An abstract type nested deeper ("resourceType": "DomainResource" in a Bundle entry), or JSON the FHIR
+            // converter cannot map at all.
+            issues.Add(new RequestIssue(location, "invalid-fhir", "A nested resource is not a concrete FHIR R4 resource, or its JSON cannot be mapped."));
+            return null;
+        }
+        catch (CodedValidationException e)
+        {
+            // Thrown by Firely's own validation while it deserializes (a single contained resource where FHIR has an
+            // array is read as an array by the resource's invariants).
+            issues.Add(new RequestIssue(location + PathOf(e), "invalid-fhir", Describe(e.ErrorCode)));
+            return null;
+        }
+        catch (DeserializationFailedException e)
+        {
+            foreach (var problem in e.Exceptions)
+            {
+                issues.Add(new RequestIssue(location + PathOf(problem), "invalid-fhir", Describe(problem.ErrorCode)));
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>The concrete FHIR R4 resource type a JSON object declares in <c>resourceType</c>, or null with the
+    /// problem added to <paramref name="issues"/>.</summary>
+    internal static Type? ResourceTypeOf(JsonElement element, string location, ICollection<RequestIssue> issues)
+    {
         if (element.ValueKind != JsonValueKind.Object)
         {
             issues.Add(new RequestIssue(location, "invalid-type", "Expected a FHIR resource (a JSON object)."));
@@ -103,26 +141,47 @@ public static class FhirJson
             return null;
         }
 
-        try
+        return concrete;
+    }
+
+    /// <summary>FHIR JSON allows a null in an array only as the placeholder for a primitive value that has just an
+    /// extension, aligned with the <c>_name</c> array beside it (<c>"when": [null, "HS"], "_when": [{...}, null]</c>).
+    /// Firely keeps any other null as a null item of the list (<c>"dosageInstruction": [{...}, null]</c>), which no
+    /// reader of the model expects: refused here, with its location.</summary>
+    internal static bool NullsOnlyAsPlaceholders(JsonElement element, string location, ICollection<RequestIssue> issues)
+    {
+        var before = issues.Count;
+        Scan(element, location);
+        return issues.Count == before;
+
+        void Scan(JsonElement value, string at)
         {
-            // The element's own UTF-8 bytes, not a copy written out again: a FHIR parse straight from the request body.
-            return JsonSerializer.Deserialize<Resource>(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(element), Options);
-        }
-        catch (Exception e) when (e is NotSupportedException or JsonException or InvalidOperationException)
-        {
-            // An abstract type nested deeper ("resourceType": "DomainResource" in a Bundle entry), or JSON the FHIR
-            // converter cannot map at all.
-            issues.Add(new RequestIssue(location, "invalid-fhir", "A nested resource is not a concrete FHIR R4 resource, or its JSON cannot be mapped."));
-            return null;
-        }
-        catch (DeserializationFailedException e)
-        {
-            foreach (var problem in e.Exceptions)
+            if (value.ValueKind == JsonValueKind.Array)
             {
-                issues.Add(new RequestIssue(location + PathOf(problem), "invalid-fhir", Describe(problem.ErrorCode)));
+                var i = 0;
+                foreach (var item in value.EnumerateArray()) Scan(item, $"{at}[{i++}]");
+                return;
             }
 
-            return null;
+            if (value.ValueKind != JsonValueKind.Object) return;
+            foreach (var property in value.EnumerateObject())
+            {
+                if (property.Value.ValueKind == JsonValueKind.Array && !property.Name.StartsWith('_') && !value.TryGetProperty("_" + property.Name, out _))
+                {
+                    var i = 0;
+                    foreach (var item in property.Value.EnumerateArray())
+                    {
+                        if (item.ValueKind == JsonValueKind.Null)
+                        {
+                            issues.Add(new RequestIssue($"{at}.{property.Name}[{i}]", "invalid-fhir", Describe(FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE)));
+                        }
+
+                        i++;
+                    }
+                }
+
+                if (property.Value.ValueKind is JsonValueKind.Array or JsonValueKind.Object) Scan(property.Value, $"{at}.{property.Name}");
+            }
         }
     }
 
@@ -142,7 +201,7 @@ public static class FhirJson
     }
 
     // Firely's own messages quote the offending value, which may be a name or a birth date: describe the code instead.
-    private static string Describe(string code) => code switch
+    internal static string Describe(string code) => code switch
     {
         CodedValidationException.INCORRECT_LITERAL_VALUE_TYPE_CODE => "Value has the wrong JSON type for this FHIR element.",
         CodedValidationException.LITERAL_INVALID_CODE => "Value is not a valid literal for this FHIR element's type.",
@@ -152,6 +211,7 @@ public static class FhirJson
         FhirJsonException.DUPLICATE_PROPERTY_CODE => "The same property appears twice.",
         FhirJsonException.PRIMITIVE_VALUE_SUPPLIED_TWICE_CODE => "The same primitive value is supplied twice.",
         FhirJsonException.NESTED_ARRAY_CODE => "Arrays cannot be nested in FHIR JSON.",
+        FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE => "Only an array of primitive values may hold a null.",
         FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE => "A FHIR primitive cannot be null.",
         FhirJsonException.CHOICE_ELEMENT_MUST_HAVE_SUFFIX_CODE => "A choice element needs its type suffix.",
         CodedValidationException.UNKNOWN_RESOURCE_TYPE_CODE => "Not a FHIR R4 resource type.",

@@ -8,7 +8,11 @@ namespace CdsHooks.Engine.Hooks;
 /// Every problem is collected, so that the caller learns all of them at once.</summary>
 public static class HookRequestReader
 {
-    public static HookRequest Read(JsonElement root, HookService service)
+    /// <param name="root">The request body.</param>
+    /// <param name="service">The service it was sent to.</param>
+    /// <param name="wholePrefetch">Parse prefetched resources whole with Firely instead of only the elements the engine
+    /// reads (<see cref="PrefetchReader"/>): slower, and the reference the tests hold the fast reader to.</param>
+    public static HookRequest Read(JsonElement root, HookService service, bool wholePrefetch = false)
     {
         var issues = new List<RequestIssue>();
         if (root.ValueKind != JsonValueKind.Object)
@@ -60,7 +64,7 @@ public static class HookRequestReader
             (newOrders, otherDrafts) = ReadOrders(context, service, issues);
         }
 
-        var prefetch = ReadPrefetch(root, patientId, issues);
+        var prefetch = ReadPrefetch(root, patientId, wholePrefetch, issues);
         if (issues.Count > 0) throw new InvalidHookRequestException(issues);
 
         return new HookRequest(service, hookInstance!, patientId!, encounterId, fhirServer, authorization,
@@ -161,7 +165,7 @@ public static class HookRequestReader
         return resources;
     }
 
-    private static Dictionary<string, Prefetched> ReadPrefetch(JsonElement root, string? patientId, List<RequestIssue> issues)
+    private static Dictionary<string, Prefetched> ReadPrefetch(JsonElement root, string? patientId, bool whole, List<RequestIssue> issues)
     {
         var result = new Dictionary<string, Prefetched>();
         if (!root.TryGetProperty("prefetch", out var prefetch) || prefetch.ValueKind == JsonValueKind.Null) return result;
@@ -181,7 +185,8 @@ public static class HookRequestReader
                 continue;
             }
 
-            var resource = FhirJson.ReadResource(value, $"prefetch.{key}", issues);
+            var location = "prefetch." + key;
+            var resource = whole ? FhirJson.ReadResource(value, location, issues) : PrefetchReader.ReadResource(value, location, issues);
             if (resource is null) continue;
             if (resource is OperationOutcome)
             {

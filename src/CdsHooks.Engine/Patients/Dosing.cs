@@ -58,14 +58,17 @@ public static class Dosing
             return (null, null);
         }
 
-        decimal? perDay = repeat.PeriodUnit switch
+        // The code as sent: Firely's typed PeriodUnit throws on a code outside UnitsOfTime ("fortnight"), which
+        // says no more than an absent unit does.
+        decimal? perDay = (repeat.PeriodUnitElement?.JsonValue as string) switch
         {
-            Timing.UnitsOfTime.H => times * 24 / period,
-            Timing.UnitsOfTime.Min => times * 24 * 60 / period,
-            Timing.UnitsOfTime.D => times / period,
-            Timing.UnitsOfTime.Wk => times / (7 * period),
-            Timing.UnitsOfTime.Mo => times / (30 * period),
-            null when repeat.When.Any() => repeat.When.Count(), // "at bedtime": once per named time of day
+            "h" => times * 24 / period,
+            "min" => times * 24 * 60 / period,
+            "d" => times / period,
+            "wk" => times / (7 * period),
+            "mo" => times / (30 * period),
+            // "at bedtime": once per named time of day (a null in the array names none)
+            null when repeat.WhenElement.Count(w => w?.JsonValue is not null) is > 0 and var named => named,
             _ => null,
         };
         return (amount * perDay, UnitOf(dose));

@@ -36,6 +36,35 @@ public sealed class HostileInputTests(CdsHooksApplication app) : IClassFixture<C
         Assert.Equal((int)response.StatusCode, (int)problem["status"]!);
     }
 
+    private static string Tolerated => Path.Combine(AppContext.BaseDirectory, "Tolerated");
+
+    public static TheoryData<string> ToleratedFiles() => [.. Directory.GetFiles(Tolerated).Select(Path.GetFileName).Order().OfType<string>()];
+
+    /// <summary>Invalid FHIR in an element of the prefetch that no rule reads (the patient's name, gender, a
+    /// primitive's extension) cannot change a card: the request is answered, with the cards of the clean request.
+    /// Refusing it would leave the clinician with no check at all.</summary>
+    [Theory]
+    [MemberData(nameof(ToleratedFiles))]
+    public async Task InvalidFhirWhereNoRuleReadsGetsTheCardsOfTheCleanRequest(string file)
+    {
+        var client = app.CreateClient();
+        using var content = new ByteArrayContent(await File.ReadAllBytesAsync(Path.Combine(Tolerated, file), TestContext.Current.CancellationToken));
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/json");
+        var clean = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        clean["hookInstance"] = Guid.NewGuid().ToString(); // each call its own instance, as an EHR sends them
+
+        var response = await client.PostAsync(new Uri(OrderSign, UriKind.Relative), content, TestContext.Current.CancellationToken);
+        var expected = await client.PostJson(OrderSign, clean);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var cards = Summaries(await expected.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("warning", cards, StringComparison.Ordinal);
+        Assert.Equal(cards, Summaries(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)));
+    }
+
+    private static string Summaries(string response) =>
+        string.Join('\n', JsonNode.Parse(response)!["cards"]!.AsArray().Select(c => $"{c!["indicator"]} {c["summary"]}"));
+
     private static readonly JsonNode?[] Replacements =
     [
         null, JsonValue.Create(0), JsonValue.Create(-1), JsonValue.Create(1e308), JsonValue.Create(decimal.MaxValue), JsonValue.Create(true),

@@ -21,6 +21,16 @@ public class DosingTests
         Assert.Equal(new DailyDose(3m, "mg"), Dosing.DailyDose([Dose(1m, "mg", period: 8, periodUnit: Timing.UnitsOfTime.H)]));
 
     [Fact]
+    public void APeriodUnitOutsideUnitsOfTimeMeansNoDailyDose()
+    {
+        // Firely's typed PeriodUnit throws on such a code; the EHR's text says no more than an absent unit.
+        var dosage = Dose(1m, "mg");
+        dosage.Timing!.Repeat!.PeriodUnitElement = new() { JsonValue = "fortnight" };
+
+        Assert.Null(Dosing.DailyDose([dosage]));
+    }
+
+    [Fact]
     public void SplitInstructionsAreSummed() =>
         Assert.Equal(new DailyDose(1.5m, "mg"), Dosing.DailyDose([Dose(0.5m, "mg"), Dose(1m, "mg")]));
 

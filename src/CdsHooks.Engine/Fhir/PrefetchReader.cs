@@ -1,0 +1,378 @@
+using System.Text.Json;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Serialization;
+
+namespace CdsHooks.Engine.Fhir;
+
+/// <summary>
+/// Reads a prefetched resource (the patient, the Bundles of medications, statements and conditions) into Firely's
+/// model with only the elements the engine reads: ids, statuses, codes, <c>medication[x]</c>, contained Medications,
+/// dosage, the dates that say when a medication ended, the birth date, Bundle links. Everything else is skipped
+/// unread. Firely's full deserialization of every element was two thirds of a hook call's CPU and most of its
+/// allocations (docs/performance.md); the orders being placed (<c>context.draftOrders</c>, <c>context.medications</c>)
+/// still go through <see cref="FhirJson"/> whole, because they come back in suggestions.
+/// <para>The elements read are held to the policy of <see cref="FhirJson"/>: a wrong JSON type, a wrong shape (one value
+/// versus an array), a null, an unparsable literal (Firely's own <c>IsValidValue</c> for id, code, uri, date, dateTime
+/// and instant) or a resource type FHIR R4 does not know is refused with its location. An element that is not read
+/// cannot change a card, so its problems are not refused. <c>PrefetchReaderTests</c> holds this reader to Firely's:
+/// whatever Firely accepts, this reader accepts, and the patient's context built from both is the same.</para>
+/// </summary>
+public static class PrefetchReader
+{
+    public static Resource? ReadResource(JsonElement element, string location, ICollection<RequestIssue> issues)
+    {
+        var type = FhirJson.ResourceTypeOf(element, location, issues);
+        return type is null ? null : new Reader(issues).Resource(element, location, type);
+    }
+
+    private enum Literal { String, Code, Uri, Id, Date, DateTime, Instant }
+
+    private readonly struct Reader(ICollection<RequestIssue> issues)
+    {
+        public Resource Resource(JsonElement e, string at, Type type)
+        {
+            Resource resource =
+                type == typeof(Bundle) ? Bundle(e, at)
+                : type == typeof(MedicationRequest) ? MedicationRequest(e, at)
+                : type == typeof(MedicationStatement) ? MedicationStatement(e, at)
+                : type == typeof(Condition) ? Condition(e, at)
+                : type == typeof(Patient) ? Patient(e, at)
+                : type == typeof(Medication) ? Medication(e, at)
+                // A type no rule reads (an OperationOutcome, an Observation in a Bundle): its type and id only.
+                : (Resource)Activator.CreateInstance(type)!;
+            resource.Id = Primitive(e, "id", at, Literal.Id);
+            return resource;
+        }
+
+        private Bundle Bundle(JsonElement e, string at)
+        {
+            var bundle = new Bundle();
+            foreach (var (link, linkAt) in Items(e, "link", at))
+            {
+                bundle.Link.Add(new Bundle.LinkComponent
+                {
+                    Relation = Primitive(link, "relation", linkAt, Literal.String),
+                    Url = Primitive(link, "url", linkAt, Literal.Uri),
+                });
+            }
+
+            foreach (var (entry, entryAt) in Items(e, "entry", at))
+            {
+                var component = new Bundle.EntryComponent();
+                if (Object(entry, "resource", entryAt, out var resource))
+                {
+                    var resourceAt = entryAt + ".resource";
+                    if (FhirJson.ResourceTypeOf(resource, resourceAt, issues) is { } resourceType) component.Resource = Resource(resource, resourceAt, resourceType);
+                }
+
+                bundle.Entry.Add(component);
+            }
+
+            return bundle;
+        }
+
+        private Patient Patient(JsonElement e, string at)
+        {
+            var patient = new Patient();
+            if (Primitive(e, "birthDate", at, Literal.Date) is { } birthDate) patient.BirthDateElement = new Date(birthDate);
+            return patient;
+        }
+
+        private MedicationRequest MedicationRequest(JsonElement e, string at)
+        {
+            var request = new MedicationRequest();
+            if (MedicationChoice(e, at) is { } medication) request.Medication = medication;
+            if (Primitive(e, "status", at, Literal.Code) is { } status) request.StatusElement = new() { JsonValue = status };
+            if (Primitive(e, "intent", at, Literal.Code) is { } intent) request.IntentElement = new() { JsonValue = intent };
+            Contained(e, at, request.Contained);
+            foreach (var (dosage, dosageAt) in Items(e, "dosageInstruction", at)) request.DosageInstruction.Add(Dosage(dosage, dosageAt));
+            if (Object(e, "dispenseRequest", at, out var dispense) && Object(dispense, "validityPeriod", at + ".dispenseRequest", out var validity))
+            {
+                request.DispenseRequest = new MedicationRequest.DispenseRequestComponent { ValidityPeriod = Period(validity, at + ".dispenseRequest.validityPeriod") };
+            }
+
+            if (Object(e, "meta", at, out var meta) && Primitive(meta, "lastUpdated", at + ".meta", Literal.Instant) is { } updated)
+            {
+                request.Meta = new Meta { LastUpdatedElement = new Instant { JsonValue = updated } };
+            }
+
+            return request;
+        }
+
+        private MedicationStatement MedicationStatement(JsonElement e, string at)
+        {
+            var statement = new MedicationStatement();
+            if (MedicationChoice(e, at) is { } medication) statement.Medication = medication;
+            if (Primitive(e, "status", at, Literal.Code) is { } status) statement.StatusElement = new() { JsonValue = status };
+            Contained(e, at, statement.Contained);
+            foreach (var (dosage, dosageAt) in Items(e, "dosage", at)) statement.Dosage.Add(Dosage(dosage, dosageAt));
+            if (Primitive(e, "effectiveDateTime", at, Literal.DateTime) is { } effective) statement.Effective = new FhirDateTime(effective);
+            else if (Object(e, "effectivePeriod", at, out var period)) statement.Effective = Period(period, at + ".effectivePeriod");
+            return statement;
+        }
+
+        private Condition Condition(JsonElement e, string at) => new()
+        {
+            ClinicalStatus = Concept(e, "clinicalStatus", at),
+            VerificationStatus = Concept(e, "verificationStatus", at),
+            Code = Concept(e, "code", at),
+        };
+
+        private Medication Medication(JsonElement e, string at)
+        {
+            var medication = new Medication { Code = Concept(e, "code", at) };
+            foreach (var (ingredient, ingredientAt) in Items(e, "ingredient", at))
+            {
+                var component = new Medication.IngredientComponent();
+                if (((DataType?)Concept(ingredient, "itemCodeableConcept", ingredientAt) ?? Reference(ingredient, "itemReference", ingredientAt)) is { } item)
+                {
+                    component.Item = item;
+                }
+
+                medication.Ingredient.Add(component);
+            }
+
+            return medication;
+        }
+
+        // medication[x]: a CodeableConcept or a Reference.
+        private DataType? MedicationChoice(JsonElement e, string at) =>
+            (DataType?)Concept(e, "medicationCodeableConcept", at) ?? Reference(e, "medicationReference", at);
+
+        // Contained Medications are read (a "#med1" reference resolves to one); other contained resources by type only.
+        private void Contained(JsonElement e, string at, List<Resource> contained)
+        {
+            foreach (var (resource, resourceAt) in Items(e, "contained", at))
+            {
+                if (FhirJson.ResourceTypeOf(resource, resourceAt, issues) is not { } type) continue;
+                var item = type == typeof(Medication) ? Medication(resource, resourceAt) : (Resource)Activator.CreateInstance(type)!;
+                item.Id = Primitive(resource, "id", resourceAt, Literal.Id);
+                contained.Add(item);
+            }
+        }
+
+        private Dosage Dosage(JsonElement e, string at)
+        {
+            var dosage = new Dosage { Text = Primitive(e, "text", at, Literal.String) };
+            if (Object(e, "timing", at, out var timing) && Object(timing, "repeat", at + ".timing", out var repeat))
+            {
+                dosage.Timing = new Timing { Repeat = Repeat(repeat, at + ".timing.repeat") };
+            }
+
+            if (Boolean(e, "asNeededBoolean", at) is { } asNeeded) dosage.AsNeeded = new FhirBoolean(asNeeded);
+            else if (Concept(e, "asNeededCodeableConcept", at) is { } reason) dosage.AsNeeded = reason;
+            foreach (var (doseAndRate, doseAt) in Items(e, "doseAndRate", at))
+            {
+                var component = new Dosage.DoseAndRateComponent();
+                if (Object(doseAndRate, "doseQuantity", doseAt, out var quantity)) component.Dose = Quantity(quantity, doseAt + ".doseQuantity");
+                else if (Object(doseAndRate, "doseRange", doseAt, out var range)) component.Dose = Range(range, doseAt + ".doseRange");
+                dosage.DoseAndRate.Add(component);
+            }
+
+            if (Object(e, "maxDosePerPeriod", at, out var max))
+            {
+                dosage.MaxDosePerPeriod = new Ratio
+                {
+                    Numerator = Object(max, "numerator", at + ".maxDosePerPeriod", out var n) ? Quantity(n, at + ".maxDosePerPeriod.numerator") : null,
+                    Denominator = Object(max, "denominator", at + ".maxDosePerPeriod", out var d) ? Quantity(d, at + ".maxDosePerPeriod.denominator") : null,
+                };
+            }
+
+            return dosage;
+        }
+
+        private Timing.RepeatComponent Repeat(JsonElement e, string at)
+        {
+            var repeat = new Timing.RepeatComponent
+            {
+                Frequency = Integer(e, "frequency", at),
+                FrequencyMax = Integer(e, "frequencyMax", at),
+                Period = Decimal(e, "period", at),
+            };
+            if (Object(e, "boundsPeriod", at, out var bounds)) repeat.Bounds = Period(bounds, at + ".boundsPeriod");
+            if (Primitive(e, "periodUnit", at, Literal.Code) is { } unit) repeat.PeriodUnitElement = new() { JsonValue = unit };
+            if (e.TryGetProperty("when", out var when))
+            {
+                if (when.ValueKind != JsonValueKind.Array)
+                {
+                    Problem(at + ".when", Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
+                    return repeat;
+                }
+
+                // A null is FHIR's placeholder for a value that has only an extension, in "_when".
+                var placeholders = e.TryGetProperty("_when", out _);
+                var i = 0;
+                foreach (var item in when.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Null && !placeholders) Problem(at, $"when[{i}]", FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE);
+                    else if (item.ValueKind != JsonValueKind.Null && Text(item, at, $"when[{i}]", Literal.Code) is { } code) repeat.WhenElement.Add(new() { JsonValue = code });
+                    i++;
+                }
+            }
+
+            return repeat;
+        }
+
+        private Period Period(JsonElement e, string at) => new() { End = Primitive(e, "end", at, Literal.DateTime) };
+
+        private Quantity Quantity(JsonElement e, string at) => new()
+        {
+            Value = Decimal(e, "value", at),
+            Unit = Primitive(e, "unit", at, Literal.String),
+            System = Primitive(e, "system", at, Literal.Uri),
+            Code = Primitive(e, "code", at, Literal.Code),
+        };
+
+        private Hl7.Fhir.Model.Range Range(JsonElement e, string at) => new()
+        {
+            Low = Object(e, "low", at, out var low) ? Quantity(low, at + ".low") : null,
+            High = Object(e, "high", at, out var high) ? Quantity(high, at + ".high") : null,
+        };
+
+        private CodeableConcept? Concept(JsonElement parent, string name, string at)
+        {
+            if (!Object(parent, name, at, out var e)) return null;
+            var conceptAt = at + "." + name;
+            var concept = new CodeableConcept { Text = Primitive(e, "text", conceptAt, Literal.String) };
+            foreach (var (coding, codingAt) in Items(e, "coding", conceptAt))
+            {
+                concept.Coding.Add(new Coding
+                {
+                    System = Primitive(coding, "system", codingAt, Literal.Uri),
+                    Code = Primitive(coding, "code", codingAt, Literal.Code),
+                    Display = Primitive(coding, "display", codingAt, Literal.String),
+                });
+            }
+
+            return concept;
+        }
+
+        private ResourceReference? Reference(JsonElement parent, string name, string at)
+        {
+            if (!Object(parent, name, at, out var e)) return null;
+            return new ResourceReference
+            {
+                Reference = Primitive(e, "reference", at + "." + name, Literal.String),
+                Display = Primitive(e, "display", at + "." + name, Literal.String),
+            };
+        }
+
+        // ---- JSON shapes: each refuses what FhirJson refuses, with the same messages.
+
+        /// <summary>The items of an array element with their locations; an absent element has none.</summary>
+        private List<(JsonElement Item, string At)> Items(JsonElement parent, string name, string at)
+        {
+            if (!parent.TryGetProperty(name, out var array)) return [];
+            if (array.ValueKind != JsonValueKind.Array)
+            {
+                Problem($"{at}.{name}", array.ValueKind == JsonValueKind.Null
+                    ? FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE
+                    : Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
+                return [];
+            }
+
+            var items = new List<(JsonElement, string)>(array.GetArrayLength());
+            var i = 0;
+            foreach (var item in array.EnumerateArray())
+            {
+                var itemAt = $"{at}.{name}[{i++}]";
+                if (item.ValueKind == JsonValueKind.Object) items.Add((item, itemAt));
+                else Problem(itemAt, item.ValueKind switch
+                {
+                    JsonValueKind.Array => FhirJsonException.NESTED_ARRAY_CODE,
+                    JsonValueKind.Null => FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE,
+                    _ => FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE,
+                });
+            }
+
+            return items;
+        }
+
+        /// <summary>A complex element: true when present and a JSON object.</summary>
+        private bool Object(JsonElement parent, string name, string at, out JsonElement value)
+        {
+            if (!parent.TryGetProperty(name, out value)) return false;
+            if (value.ValueKind == JsonValueKind.Object) return true;
+            Problem($"{at}.{name}", value.ValueKind == JsonValueKind.Array
+                ? Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE
+                : FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE);
+            return false;
+        }
+
+        private string? Primitive(JsonElement parent, string name, string at, Literal literal) =>
+            parent.TryGetProperty(name, out var value) ? Text(value, at, name, literal) : null;
+
+        // Locations are built only for a problem: most requests have none, and a hook call reads hundreds of values.
+        private string? Text(JsonElement value, string at, string name, Literal literal)
+        {
+            if (!IsPrimitive(value, at, name, JsonValueKind.String)) return null;
+
+            string text;
+            try
+            {
+                text = value.GetString()!;
+            }
+            catch (InvalidOperationException)
+            {
+                issues.Add(new RequestIssue($"{at}.{name}", "invalid-fhir", "Value is not valid Unicode text."));
+                return null;
+            }
+
+            var valid = literal switch
+            {
+                Literal.Code => Code.IsValidValue(text),
+                Literal.Uri => FhirUri.IsValidValue(text),
+                Literal.Id => Id.IsValidValue(text),
+                Literal.Date => Date.IsValidValue(text),
+                Literal.DateTime => FhirDateTime.IsValidValue(text),
+                Literal.Instant => Instant.IsValidValue(text),
+                _ => true,
+            };
+            if (valid) return text;
+            Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
+            return null;
+        }
+
+        private decimal? Decimal(JsonElement parent, string name, string at)
+        {
+            if (!parent.TryGetProperty(name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
+            if (value.TryGetDecimal(out var number)) return number;
+            Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
+            return null;
+        }
+
+        private int? Integer(JsonElement parent, string name, string at)
+        {
+            if (!parent.TryGetProperty(name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
+            if (value.TryGetInt32(out var number)) return number;
+            Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
+            return null;
+        }
+
+        private bool? Boolean(JsonElement parent, string name, string at)
+        {
+            if (!parent.TryGetProperty(name, out var value)) return null;
+            if (value.ValueKind is JsonValueKind.True or JsonValueKind.False) return value.GetBoolean();
+            IsPrimitive(value, at, name, JsonValueKind.True);
+            return null;
+        }
+
+        /// <summary>True when the value is of the expected JSON kind; otherwise the problem is added.</summary>
+        private bool IsPrimitive(JsonElement value, string at, string name, JsonValueKind expected)
+        {
+            if (value.ValueKind == expected) return true;
+            Problem(at, name, value.ValueKind switch
+            {
+                JsonValueKind.Null => FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE,
+                JsonValueKind.Object => FhirJsonException.UNEXPECTED_OBJECT_VALUE_FOR_PRIMITIVE_CODE,
+                JsonValueKind.Array => Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE,
+                _ => Hl7.Fhir.Validation.CodedValidationException.INCORRECT_LITERAL_VALUE_TYPE_CODE,
+            });
+            return false;
+        }
+
+        private void Problem(string at, string code) => issues.Add(new RequestIssue(at, "invalid-fhir", FhirJson.Describe(code)));
+
+        private void Problem(string at, string name, string code) => Problem($"{at}.{name}", code);
+    }
+}

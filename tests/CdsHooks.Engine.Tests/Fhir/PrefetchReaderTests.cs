@@ -1,0 +1,256 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CdsHooks.Engine.Fhir;
+using CdsHooks.Engine.Hooks;
+using CdsHooks.Engine.Patients;
+using CdsHooks.Tests;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace CdsHooks.Engine.Tests.Fhir;
+
+/// <summary>The prefetch reader reads only what the engine uses; Firely's whole parse is its reference. Whatever Firely
+/// accepts, the reader gives the same patient's context, or refuses with a location a value our policy refuses and
+/// Firely lets through (a number where FHIR has a string). It never sees a different patient.</summary>
+public class PrefetchReaderTests
+{
+    private static readonly DateOnly Today = new(2026, 11, 26);
+    private static readonly HookService OrderSign = HookCatalog.Find("medication-safety-order-sign")!;
+
+    /// <summary>The index sample with every element the engine reads somewhere in its prefetch: a contained
+    /// Medication, a Medication entry with ingredients, a statement with a period, as-needed and maximum doses, a dose
+    /// range, bounds, dispense validity, last-updated, a stopped order, a refuted condition, a paged Bundle.</summary>
+    private static JsonNode Rich()
+    {
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        var prefetch = request["prefetch"]!;
+        var medications = prefetch["medications"]!;
+        medications["link"] = new JsonArray(new JsonObject { ["relation"] = "self", ["url"] = "https://ehr.example.org/fhir/MedicationRequest?patient=elderly-1" });
+        var entries = medications["entry"]!.AsArray();
+        entries.Add(Node("""
+            {"resource": {"resourceType": "MedicationRequest", "id": "combo-1", "status": "on-hold", "intent": "order",
+              "meta": {"lastUpdated": "2026-11-01T10:00:00Z"},
+              "contained": [{"resourceType": "Medication", "id": "med1", "code": {"text": "hydrocodone and acetaminophen"},
+                "ingredient": [{"itemCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "5489"}]}},
+                               {"itemReference": {"reference": "Substance/x", "display": "filler"}}]}],
+              "medicationReference": {"reference": "#med1", "display": "Norco"},
+              "dosageInstruction": [{"asNeededBoolean": true, "maxDosePerPeriod": {"numerator": {"value": 4, "unit": "tablet"}, "denominator": {"value": 1, "code": "d"}}},
+                                    {"timing": {"repeat": {"frequency": 1, "frequencyMax": 2, "period": 12, "periodUnit": "h", "boundsPeriod": {"end": "2026-12-01"}}},
+                                     "doseAndRate": [{"doseRange": {"low": {"value": 1, "unit": "tablet"}, "high": {"value": 2, "unit": "tablet"}}}]}],
+              "dispenseRequest": {"validityPeriod": {"end": "2027-01-01"}}}}
+            """));
+        entries.Add(Node("""
+            {"resource": {"resourceType": "MedicationRequest", "id": "ref-1", "status": "active", "intent": "order",
+              "medicationReference": {"reference": "Medication/tramadol-product"},
+              "dosageInstruction": [{"text": "50 mg every 6 hours", "timing": {"repeat": {"frequency": 1, "period": 6, "periodUnit": "h", "when": ["MORN", null], "_when": [null, {"extension": [{"url": "http://example.org/time", "valueString": "noon"}]}]}},
+                                     "asNeededCodeableConcept": {"text": "pain"}, "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}]}]}}
+            """));
+        entries.Add(Node("""
+            {"resource": {"resourceType": "Medication", "id": "tramadol-product", "code": {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": "10689", "display": "tramadol"}]}}}
+            """));
+        entries.Add(Node("""{"resource": {"resourceType": "Provenance", "id": "p1"}}"""));
+        entries.Add(Node("""{"fullUrl": "urn:uuid:0c3b8f4e-6d0f-4a55-9a8e-2f1d3c4b5a69"}"""));
+
+        prefetch["medicationStatements"] = Node("""
+            {"resourceType": "Bundle", "type": "searchset", "entry": [
+              {"resource": {"resourceType": "MedicationStatement", "id": "st-1", "status": "completed",
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6011"}], "text": "isocarboxazid"},
+                "effectivePeriod": {"start": "2026-10-01", "end": "2026-11-20"}}},
+              {"resource": {"resourceType": "MedicationStatement", "id": "st-2", "status": "active",
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "2598"}]},
+                "effectiveDateTime": "2026-11-01T08:00:00+01:00", "dosage": [{"text": "as directed"}]}}]}
+            """);
+        prefetch["stoppedMedications"] = Node("""
+            {"resourceType": "Bundle", "type": "searchset", "entry": [
+              {"resource": {"resourceType": "MedicationRequest", "id": "old-1", "status": "stopped", "intent": "order",
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8123"}]},
+                "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"end": "2026-11-22T12:00:00Z"}}}}]}},
+              {"resource": {"resourceType": "MedicationRequest", "id": "old-2", "status": "completed", "intent": "proposal",
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8123"}]}}}]}
+            """);
+        prefetch["conditions"]!["entry"]!.AsArray().Add(Node("""
+            {"resource": {"resourceType": "Condition", "id": "refuted-1",
+              "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+              "verificationStatus": {"coding": [{"code": "refuted"}]},
+              "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "G47.33"}]}}}
+            """));
+        return request;
+    }
+
+    private static JsonNode Node(string json) => JsonNode.Parse(json)!;
+
+    /// <summary>The context from one reader, as text: a refusal lists its locations, a missing key its name.</summary>
+    private static string ContextFrom(JsonNode request, bool whole)
+    {
+        using var document = JsonDocument.Parse(request.ToJsonString());
+        try
+        {
+            var hook = HookRequestReader.Read(document.RootElement, OrderSign, whole);
+            var data = PatientData.FromRequest(hook);
+            var context = PatientContextBuilder.Build(hook, data, PatientContextBuilder.NewMedications(hook, data.Medications), Today);
+            return Describe(context);
+        }
+        catch (InvalidHookRequestException e)
+        {
+            return "refused: " + string.Join(", ", e.Issues.Select(i => i.Location));
+        }
+        catch (MissingPatientDataException e)
+        {
+            return "missing: " + string.Join(", ", e.PrefetchKeys);
+        }
+    }
+
+    private static string Describe(PatientContext context) => string.Join('\n',
+    [
+        $"age {context.Age?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}",
+        $"conditions {string.Join(' ', context.ConditionCodes.Order(StringComparer.Ordinal))}",
+        .. context.Medications.Select(m =>
+            $"{m.Status} {m.ResourceId} [{string.Join(' ', m.RxNormCodes)}] '{m.Display}' '{m.Text}' dose '{m.Dose}' " +
+            $"daily {m.DailyDose?.Amount.ToString(CultureInfo.InvariantCulture)} {m.DailyDose?.Unit} stopped {m.StoppedOn} unresolved {m.UnresolvedReference}"),
+    ]);
+
+    public static TheoryData<string> Samples() => [.. Directory.GetFiles(Path.Combine(Repository.Root, "samples", "requests"))
+        .Select(Path.GetFileName).Order().OfType<string>().Where(f => f.StartsWith("order-sign", StringComparison.Ordinal))];
+
+    [Theory]
+    [MemberData(nameof(Samples))]
+    public void EverySampleGivesTheSameContextAsFirelysWholeParse(string sample)
+    {
+        var request = Repository.SampleNode(sample);
+        var expected = ContextFrom(request, whole: true);
+
+        Assert.StartsWith("age ", expected, StringComparison.Ordinal);
+        Assert.Equal(expected, ContextFrom(request, whole: false));
+    }
+
+    [Fact]
+    public void EveryElementTheEngineReadsGivesTheSameContextAsFirelysWholeParse()
+    {
+        var expected = ContextFrom(Rich(), whole: true);
+
+        // Not a vacuous comparison: the rich request reaches the elements it was built for.
+        Assert.Contains("Current combo-1 [5489] 'hydrocodone and acetaminophen' 'hydrocodone and acetaminophen | Norco'", expected, StringComparison.Ordinal);
+        Assert.Contains("daily 12 tablet", expected, StringComparison.Ordinal);
+        Assert.Contains("[10689] 'tramadol'", expected, StringComparison.Ordinal);
+        Assert.Contains("Stopped st-1 [6011]", expected, StringComparison.Ordinal);
+        Assert.Contains("stopped 11/22/2026", expected, StringComparison.Ordinal);
+        Assert.DoesNotContain("G47.33", expected, StringComparison.Ordinal);
+        Assert.Equal(expected, ContextFrom(Rich(), whole: false));
+    }
+
+    private static readonly JsonNode?[] Replacements =
+    [
+        null, JsonValue.Create(0), JsonValue.Create(-1), JsonValue.Create(2.5), JsonValue.Create(1e308), JsonValue.Create(true),
+        JsonValue.Create(""), JsonValue.Create(" x"), JsonValue.Create("x"), JsonValue.Create("d"), JsonValue.Create("active"),
+        JsonValue.Create("1946-02-30"), JsonValue.Create("2026-11"), JsonValue.Create("2026-11-20T10:00:00Z"), JsonValue.Create("Medication/x"),
+        JsonValue.Create("#med1"), new JsonArray(), new JsonArray(JsonValue.Create(1), null), new JsonArray(new JsonObject()), new JsonObject(),
+        new JsonObject { ["resourceType"] = "Patient" }, new JsonObject { ["resourceType"] = "Nonsense" },
+        new JsonObject { ["value"] = 0, ["unit"] = "mg" }, new JsonObject { ["coding"] = new JsonArray(new JsonObject { ["code"] = "x" }) },
+    ];
+
+    private static readonly List<string> PrefetchPaths = PathsOf(Rich()["prefetch"], "/prefetch").ToList();
+
+    private static IEnumerable<string> PathsOf(JsonNode? node, string path)
+    {
+        yield return path;
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (key, child) in o) foreach (var p in PathsOf(child, path + "/" + key)) yield return p;
+                break;
+            case JsonArray a:
+                for (var i = 0; i < a.Count; i++) foreach (var p in PathsOf(a[i], path + "/" + i)) yield return p;
+                break;
+        }
+    }
+
+    private static JsonNode Mutate(int pathIndex, int replacementIndex, int action)
+    {
+        var request = Rich();
+        var steps = PrefetchPaths[pathIndex].Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var parent = steps[..^1].Aggregate(request, (node, step) => node is JsonArray a ? a[int.Parse(step, CultureInfo.InvariantCulture)]! : node[step]!);
+        var last = steps[^1];
+        var replacement = Replacements[replacementIndex]?.DeepClone();
+        if (parent is JsonArray array)
+        {
+            var index = int.Parse(last, CultureInfo.InvariantCulture);
+            if (action == 0) array.RemoveAt(index);
+            else array[index] = replacement;
+        }
+        else if (action == 0)
+        {
+            parent.AsObject().Remove(last);
+        }
+        else if (action == 1 && parent is JsonObject o)
+        {
+            o[last + "Extra"] = replacement; // an element FHIR does not define, next to one it does
+        }
+        else
+        {
+            parent[last] = replacement;
+        }
+
+        return request;
+    }
+
+    [FsCheck.Xunit.Property(MaxTest = 1500, QuietOnSuccess = true)]
+    public Property WhateverFirelyAcceptsTheReaderAcceptsWithTheSameContext()
+    {
+        var mutations =
+            from path in Gen.Choose(0, PrefetchPaths.Count - 1)
+            from replacement in Gen.Choose(0, Replacements.Length - 1)
+            from action in Gen.Choose(0, 3)
+            select (path, replacement, action);
+
+        return Prop.ForAll(mutations.ToArbitrary(), m =>
+        {
+            var request = Mutate(m.path, m.replacement, m.action);
+            var whole = ContextFrom(request, whole: true);
+            var fast = ContextFrom(request, whole: false);
+            var label = $"{PrefetchPaths[m.path]} <- {(m.action == 0 ? "(removed)" : Replacements[m.replacement]?.ToJsonString() ?? "null")} ({m.action})";
+            // Firely refused: the reader may accept (an element it does not read) or refuse; it did not throw.
+            if (whole.StartsWith("refused", StringComparison.Ordinal)) return true.Label(label);
+            // Firely accepted: the reader sees the same patient, or refuses a value it reads that our policy refuses
+            // and Firely lets through (a number where FHIR has a string, a code with spaces). Never a different patient.
+            return (whole == fast || fast.StartsWith("refused: prefetch.", StringComparison.Ordinal)).Label($"{label}\nFirely:\n{whole}\nreader:\n{fast}");
+        });
+    }
+
+    [Theory]
+    [InlineData("/prefetch/patient/birthDate", "5", "prefetch.patient.birthDate")]
+    [InlineData("/prefetch/patient/birthDate", "\"yesterday\"", "prefetch.patient.birthDate")]
+    [InlineData("/prefetch/medications/entry/0/resource/dosageInstruction/0/doseAndRate/0/doseQuantity/value", "\"15\"",
+        "prefetch.medications.entry[0].resource.dosageInstruction[0].doseAndRate[0].doseQuantity.value")]
+    [InlineData("/prefetch/medications/entry/0/resource/medicationCodeableConcept/coding", "{}",
+        "prefetch.medications.entry[0].resource.medicationCodeableConcept.coding")]
+    [InlineData("/prefetch/medications/entry/0/resource/status", "null", "prefetch.medications.entry[0].resource.status")]
+    [InlineData("/prefetch/medications/entry/0/resource", "{\"resourceType\": \"Nonsense\"}", "prefetch.medications.entry[0].resource.resourceType")]
+    public void AWrongValueInAnElementTheEngineReadsIsRefusedWithItsLocation(string path, string json, string location)
+    {
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        Set(request, path, JsonNode.Parse(json));
+
+        Assert.Equal("refused: " + location, ContextFrom(request, whole: false));
+    }
+
+    [Fact]
+    public void AWrongValueInAnElementTheEngineDoesNotReadIsSkipped()
+    {
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        var expected = ContextFrom(request, whole: false);
+        Set(request, "/prefetch/medications/entry/0/resource/authoredOn", JsonValue.Create(5));
+        Set(request, "/prefetch/patient/name", JsonValue.Create("not an array"));
+
+        Assert.StartsWith("refused", ContextFrom(request, whole: true), StringComparison.Ordinal);
+        Assert.Equal(expected, ContextFrom(request, whole: false));
+    }
+
+    private static void Set(JsonNode request, string path, JsonNode? value)
+    {
+        var steps = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var parent = steps[..^1].Aggregate(request, (node, step) => node is JsonArray a ? a[int.Parse(step, CultureInfo.InvariantCulture)]! : node[step]!);
+        if (parent is JsonArray array) array[int.Parse(steps[^1], CultureInfo.InvariantCulture)] = value;
+        else parent[steps[^1]] = value;
+    }
+}
