@@ -106,6 +106,7 @@ public static class PrefetchReader
             if (Primitive(e, "status", at, Literal.Code) is { } status) statement.StatusElement = new() { JsonValue = status };
             Contained(e, at, statement.Contained);
             foreach (var (dosage, dosageAt) in Items(e, "dosage", at)) statement.Dosage.Add(Dosage(dosage, dosageAt));
+            if (!OneOf(e, at, "effectiveDateTime", "effectivePeriod")) return statement;
             if (Primitive(e, "effectiveDateTime", at, Literal.DateTime) is { } effective) statement.Effective = new FhirDateTime(effective);
             else if (Object(e, "effectivePeriod", at, out var period)) statement.Effective = Period(period, at + ".effectivePeriod");
             return statement;
@@ -124,7 +125,8 @@ public static class PrefetchReader
             foreach (var (ingredient, ingredientAt) in Items(e, "ingredient", at))
             {
                 var component = new Medication.IngredientComponent();
-                if (((DataType?)Concept(ingredient, "itemCodeableConcept", ingredientAt) ?? Reference(ingredient, "itemReference", ingredientAt)) is { } item)
+                if (OneOf(ingredient, ingredientAt, "itemCodeableConcept", "itemReference")
+                    && ((DataType?)Concept(ingredient, "itemCodeableConcept", ingredientAt) ?? Reference(ingredient, "itemReference", ingredientAt)) is { } item)
                 {
                     component.Item = item;
                 }
@@ -136,8 +138,9 @@ public static class PrefetchReader
         }
 
         // medication[x]: a CodeableConcept or a Reference.
-        private DataType? MedicationChoice(JsonElement e, string at) =>
-            (DataType?)Concept(e, "medicationCodeableConcept", at) ?? Reference(e, "medicationReference", at);
+        private DataType? MedicationChoice(JsonElement e, string at) => OneOf(e, at, "medicationCodeableConcept", "medicationReference")
+            ? (DataType?)Concept(e, "medicationCodeableConcept", at) ?? Reference(e, "medicationReference", at)
+            : null;
 
         // Contained Medications are read (a "#med1" reference resolves to one); other contained resources by type only.
         private void Contained(JsonElement e, string at, List<Resource> contained)
@@ -159,13 +162,20 @@ public static class PrefetchReader
                 dosage.Timing = new Timing { Repeat = Repeat(repeat, at + ".timing.repeat") };
             }
 
-            if (Boolean(e, "asNeededBoolean", at) is { } asNeeded) dosage.AsNeeded = new FhirBoolean(asNeeded);
-            else if (Concept(e, "asNeededCodeableConcept", at) is { } reason) dosage.AsNeeded = reason;
+            if (OneOf(e, at, "asNeededBoolean", "asNeededCodeableConcept"))
+            {
+                dosage.AsNeeded = Boolean(e, "asNeededBoolean", at) is { } asNeeded ? new FhirBoolean(asNeeded) : Concept(e, "asNeededCodeableConcept", at);
+            }
+
             foreach (var (doseAndRate, doseAt) in Items(e, "doseAndRate", at))
             {
                 var component = new Dosage.DoseAndRateComponent();
-                if (Object(doseAndRate, "doseQuantity", doseAt, out var quantity)) component.Dose = Quantity(quantity, doseAt + ".doseQuantity");
-                else if (Object(doseAndRate, "doseRange", doseAt, out var range)) component.Dose = Range(range, doseAt + ".doseRange");
+                if (OneOf(doseAndRate, doseAt, "doseQuantity", "doseRange"))
+                {
+                    if (Object(doseAndRate, "doseQuantity", doseAt, out var quantity)) component.Dose = Quantity(quantity, doseAt + ".doseQuantity");
+                    else if (Object(doseAndRate, "doseRange", doseAt, out var range)) component.Dose = Range(range, doseAt + ".doseRange");
+                }
+
                 dosage.DoseAndRate.Add(component);
             }
 
@@ -189,9 +199,13 @@ public static class PrefetchReader
                 FrequencyMax = Integer(e, "frequencyMax", at),
                 Period = Decimal(e, "period", at),
             };
-            if (Object(e, "boundsPeriod", at, out var bounds)) repeat.Bounds = Period(bounds, at + ".boundsPeriod");
+            if (OneOf(e, at, "boundsPeriod", "boundsDuration", "boundsRange") && Object(e, "boundsPeriod", at, out var bounds))
+            {
+                repeat.Bounds = Period(bounds, at + ".boundsPeriod");
+            }
+
             if (Primitive(e, "periodUnit", at, Literal.Code) is { } unit) repeat.PeriodUnitElement = new() { JsonValue = unit };
-            if (e.TryGetProperty("when", out var when))
+            if (Property(e, "when", out var when))
             {
                 if (when.ValueKind != JsonValueKind.Array)
                 {
@@ -200,7 +214,7 @@ public static class PrefetchReader
                 }
 
                 // A null is FHIR's placeholder for a value that has only an extension, in "_when".
-                var placeholders = e.TryGetProperty("_when", out _);
+                var placeholders = Property(e, "_when", out _);
                 var i = 0;
                 foreach (var item in when.EnumerateArray())
                 {
@@ -259,10 +273,36 @@ public static class PrefetchReader
 
         // ---- JSON shapes: each refuses what FhirJson refuses, with the same messages.
 
+        /// <summary>A property by name. FHIR names are case-sensitive, but Firely reads "Status" as "status" (backwards
+        /// compatibility), and so does this reader: skipping it would lose what Firely would have read.</summary>
+        private static bool Property(JsonElement parent, string name, out JsonElement value)
+        {
+            if (parent.TryGetProperty(name, out value)) return true;
+            foreach (var property in parent.EnumerateObject())
+            {
+                if (property.NameEquals(name) || !string.Equals(property.Name, name, StringComparison.OrdinalIgnoreCase)) continue;
+                value = property.Value;
+                return true;
+            }
+
+            return false;
+        }
+
+        /// <summary>A choice element (<c>medication[x]</c>, <c>dose[x]</c>) holds one type: two are refused, as Firely
+        /// refuses them, rather than one read and the other ignored.</summary>
+        private bool OneOf(JsonElement parent, string at, params ReadOnlySpan<string> names)
+        {
+            var present = 0;
+            foreach (var name in names) if (Property(parent, name, out _)) present++;
+            if (present <= 1) return true;
+            issues.Add(new RequestIssue($"{at}.{names[0]}", "invalid-fhir", FhirJson.Describe(FhirJsonException.DUPLICATE_PROPERTY_CODE)));
+            return false;
+        }
+
         /// <summary>The items of an array element with their locations; an absent element has none.</summary>
         private List<(JsonElement Item, string At)> Items(JsonElement parent, string name, string at)
         {
-            if (!parent.TryGetProperty(name, out var array)) return [];
+            if (!Property(parent, name, out var array)) return [];
             if (array.ValueKind != JsonValueKind.Array)
             {
                 Problem($"{at}.{name}", array.ValueKind == JsonValueKind.Null
@@ -291,7 +331,7 @@ public static class PrefetchReader
         /// <summary>A complex element: true when present and a JSON object.</summary>
         private bool Object(JsonElement parent, string name, string at, out JsonElement value)
         {
-            if (!parent.TryGetProperty(name, out value)) return false;
+            if (!Property(parent, name, out value)) return false;
             if (value.ValueKind == JsonValueKind.Object) return true;
             Problem($"{at}.{name}", value.ValueKind == JsonValueKind.Array
                 ? Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE
@@ -300,7 +340,7 @@ public static class PrefetchReader
         }
 
         private string? Primitive(JsonElement parent, string name, string at, Literal literal) =>
-            parent.TryGetProperty(name, out var value) ? Text(value, at, name, literal) : null;
+            Property(parent, name, out var value) ? Text(value, at, name, literal) : null;
 
         // Locations are built only for a problem: most requests have none, and a hook call reads hundreds of values.
         private string? Text(JsonElement value, string at, string name, Literal literal)
@@ -335,7 +375,7 @@ public static class PrefetchReader
 
         private decimal? Decimal(JsonElement parent, string name, string at)
         {
-            if (!parent.TryGetProperty(name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
+            if (!Property(parent, name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
             if (value.TryGetDecimal(out var number)) return number;
             Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
             return null;
@@ -343,7 +383,7 @@ public static class PrefetchReader
 
         private int? Integer(JsonElement parent, string name, string at)
         {
-            if (!parent.TryGetProperty(name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
+            if (!Property(parent, name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
             if (value.TryGetInt32(out var number)) return number;
             Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
             return null;
@@ -351,7 +391,7 @@ public static class PrefetchReader
 
         private bool? Boolean(JsonElement parent, string name, string at)
         {
-            if (!parent.TryGetProperty(name, out var value)) return null;
+            if (!Property(parent, name, out var value)) return null;
             if (value.ValueKind is JsonValueKind.True or JsonValueKind.False) return value.GetBoolean();
             IsPrimitive(value, at, name, JsonValueKind.True);
             return null;

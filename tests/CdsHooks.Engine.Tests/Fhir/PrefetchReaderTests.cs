@@ -26,7 +26,9 @@ public class PrefetchReaderTests
         var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         var prefetch = request["prefetch"]!;
         var medications = prefetch["medications"]!;
-        medications["link"] = new JsonArray(new JsonObject { ["relation"] = "self", ["url"] = "https://ehr.example.org/fhir/MedicationRequest?patient=elderly-1" });
+        medications["link"] = new JsonArray(
+            new JsonObject { ["relation"] = "self", ["url"] = "https://ehr.example.org/fhir/MedicationRequest?patient=elderly-1" },
+            new JsonObject { ["relation"] = "next", ["url"] = "https://ehr.example.org/fhir/MedicationRequest?patient=elderly-1&page=2" });
         var entries = medications["entry"]!.AsArray();
         entries.Add(Node("""
             {"resource": {"resourceType": "MedicationRequest", "id": "combo-1", "status": "on-hold", "intent": "order",
@@ -89,7 +91,10 @@ public class PrefetchReaderTests
             var hook = HookRequestReader.Read(document.RootElement, OrderSign, whole);
             var data = PatientData.FromRequest(hook);
             var context = PatientContextBuilder.Build(hook, data, PatientContextBuilder.NewMedications(hook, data.Medications), Today);
-            return Describe(context);
+            // The next links too: the service follows them for the rest of a paged prefetch.
+            var links = hook.Prefetch.Select(p => (p.Key, Bundle: p.Value.Resource as Hl7.Fhir.Model.Bundle)).Where(p => p.Bundle is not null)
+                .Select(p => $"{p.Key} next {p.Bundle!.Link.FirstOrDefault(l => l.Relation == "next")?.Url}").Order(StringComparer.Ordinal);
+            return Describe(context) + "\n" + string.Join('\n', links);
         }
         catch (InvalidHookRequestException e)
         {
@@ -186,6 +191,12 @@ public class PrefetchReaderTests
         {
             o[last + "Extra"] = replacement; // an element FHIR does not define, next to one it does
         }
+        else if (action == 4 && parent is JsonObject named && last.Length > 0 && !last.StartsWith('_'))
+        {
+            var value = named[last];
+            named.Remove(last);
+            named[char.ToUpperInvariant(last[0]) + last[1..]] = value?.DeepClone(); // "Status": Firely reads it as "status"
+        }
         else
         {
             parent[last] = replacement;
@@ -200,7 +211,7 @@ public class PrefetchReaderTests
         var mutations =
             from path in Gen.Choose(0, PrefetchPaths.Count - 1)
             from replacement in Gen.Choose(0, Replacements.Length - 1)
-            from action in Gen.Choose(0, 3)
+            from action in Gen.Choose(0, 4)
             select (path, replacement, action);
 
         return Prop.ForAll(mutations.ToArbitrary(), m =>
@@ -208,7 +219,7 @@ public class PrefetchReaderTests
             var request = Mutate(m.path, m.replacement, m.action);
             var whole = ContextFrom(request, whole: true);
             var fast = ContextFrom(request, whole: false);
-            var label = $"{PrefetchPaths[m.path]} <- {(m.action == 0 ? "(removed)" : Replacements[m.replacement]?.ToJsonString() ?? "null")} ({m.action})";
+            var label = $"{PrefetchPaths[m.path]} <- {(m.action == 0 ? "(removed)" : m.action == 4 ? "(re-cased)" : Replacements[m.replacement]?.ToJsonString() ?? "null")} ({m.action})";
             // Firely refused: the reader may accept (an element it does not read) or refuse; it did not throw.
             if (whole.StartsWith("refused", StringComparison.Ordinal)) return true.Label(label);
             // Firely accepted: the reader sees the same patient, or refuses a value it reads that our policy refuses
@@ -226,10 +237,22 @@ public class PrefetchReaderTests
         "prefetch.medications.entry[0].resource.medicationCodeableConcept.coding")]
     [InlineData("/prefetch/medications/entry/0/resource/status", "null", "prefetch.medications.entry[0].resource.status")]
     [InlineData("/prefetch/medications/entry/0/resource", "{\"resourceType\": \"Nonsense\"}", "prefetch.medications.entry[0].resource.resourceType")]
-    public void AWrongValueInAnElementTheEngineReadsIsRefusedWithItsLocation(string path, string json, string location)
+    // Two types for one choice element: refused, not one read and the other ignored (Firely refuses them too).
+    [InlineData("/prefetch/medications/entry/0/resource/medicationReference", "{\"reference\": \"#warfarin\"}",
+        "prefetch.medications.entry[0].resource.medicationCodeableConcept")]
+    [InlineData("/prefetch/medications/entry/0/resource/dosageInstruction/0/doseAndRate/0/doseRange", "{\"high\": {\"value\": 2}}",
+        "prefetch.medications.entry[0].resource.dosageInstruction[0].doseAndRate[0].doseQuantity")]
+    [InlineData("/prefetch/medications/entry/0/resource/dosageInstruction/0/asNeededCodeableConcept", "{\"text\": \"pain\"}", null)]
+    public void AWrongValueInAnElementTheEngineReadsIsRefusedWithItsLocation(string path, string json, string? location)
     {
         var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         Set(request, path, JsonNode.Parse(json));
+        if (location is null)
+        {
+            // asNeededBoolean beside asNeededCodeableConcept
+            Set(request, "/prefetch/medications/entry/0/resource/dosageInstruction/0/asNeededBoolean", JsonValue.Create(true));
+            location = "prefetch.medications.entry[0].resource.dosageInstruction[0].asNeededBoolean";
+        }
 
         Assert.Equal("refused: " + location, ContextFrom(request, whole: false));
     }
