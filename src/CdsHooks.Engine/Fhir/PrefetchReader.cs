@@ -280,7 +280,8 @@ public static class PrefetchReader
             if (parent.TryGetProperty(name, out value)) return true;
             foreach (var property in parent.EnumerateObject())
             {
-                if (property.NameEquals(name) || !string.Equals(property.Name, name, StringComparison.OrdinalIgnoreCase)) continue;
+                // The raw UTF-8 name, compared without making a string of every name of every object.
+                if (!System.Text.Ascii.EqualsIgnoreCase(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(property), name)) continue;
                 value = property.Value;
                 return true;
             }
