@@ -68,7 +68,7 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
         var rules = patient.Medications.Where(m => m.IsNew)
             .SelectMany(m => _evaluator.Resolve(m).Ingredients)
             .SelectMany(i => Knowledge.RulesFor(i.Code))
-            .Distinct()
+            .Distinct<Rule>(ReferenceEqualityComparer.Instance)
             .ToList();
         var gaps = new List<string>();
         foreach (var (key, reason) in data.Problems)

@@ -48,7 +48,7 @@ public static class CardBuilder
         }
 
         var ordered = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).Select(d => d.Medication)
-            .Where(m => m.IsNew && m.Order?.Id is not null).Distinct();
+            .Where(m => m.IsNew && m.Order?.Id is not null).Distinct<Patients.MedicationUse>(ReferenceEqualityComparer.Instance);
         suggestions.AddRange(ordered.Select(m => new Suggestion(
             $"Cancel the new order: {m.Display}", Guid.NewGuid().ToString(),
             Actions: [new SuggestionAction("delete", "Remove the draft order", ResourceId: $"MedicationRequest/{m.Order!.Id}")])));
@@ -101,7 +101,7 @@ public static class CardBuilder
     {
         var head = problem.Head;
         var detail = new StringBuilder();
-        var drugs = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).DistinctBy(d => d.Medication)
+        var drugs = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).DistinctBy<ResolvedDrug, Patients.MedicationUse>(d => d.Medication, ReferenceEqualityComparer.Instance)
             .OrderByDescending(d => d.Medication.IsNew).ToList();
         detail.Append("**Drugs:** ").AppendJoin("; ", drugs.Select(Describe)).Append(".\n\n");
         detail.Append("**Risk:** ").Append(head.Rule.Risk).Append("\n\n");

@@ -48,7 +48,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         var candidates = drugs.Where(d => d.Medication.IsNew)
             .SelectMany(d => d.Ingredients)
             .SelectMany(i => knowledge.RulesFor(i.Code))
-            .Distinct();
+            .Distinct<Rule>(ReferenceEqualityComparer.Instance);
 
         var findings = candidates
             .Select(rule => Find(rule, patient, drugs))
@@ -61,7 +61,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         var problems = new List<(Finding Head, List<Finding> Joined)>();
         foreach (var finding in findings)
         {
-            var medications = finding.Medications.ToHashSet();
+            var medications = finding.Medications.ToHashSet<MedicationUse>(ReferenceEqualityComparer.Instance);
             // Only into a card about the same drugs or more: a one-drug card must not swallow a pair (a boxed warning
             // would end up as a footnote under "clonazepam with liver disease").
             var same = problems.FindIndex(p => medications.IsSubsetOf(p.Head.Medications));
@@ -129,8 +129,8 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                     return null;
                 }
 
-                sideA = [.. pairs.Select(p => p.x).Distinct().OrderByDescending(d => d.Medication.IsNew)];
-                sideB = [.. pairs.Select(p => p.y).Distinct().OrderByDescending(d => d.Medication.IsNew)];
+                sideA = [.. pairs.Select(p => p.x).Distinct<ResolvedDrug>(ReferenceEqualityComparer.Instance).OrderByDescending(d => d.Medication.IsNew)];
+                sideB = [.. pairs.Select(p => p.y).Distinct<ResolvedDrug>(ReferenceEqualityComparer.Instance).OrderByDescending(d => d.Medication.IsNew)];
                 break;
 
             case RuleKind.Count:
@@ -171,7 +171,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             return null;
         }
 
-        var involved = sideA.Concat(sideB).ToHashSet();
+        var involved = sideA.Concat(sideB).ToHashSet<ResolvedDrug>(ReferenceEqualityComparer.Instance);
         var applying = new List<PatientFactor>();
         foreach (var factor in rule.Factors)
         {
