@@ -2,7 +2,7 @@
 # HTTP load benchmark on loopback (docs/performance.md): the service in Release against a minimal ASP.NET Core endpoint
 # that reads the same body and answers a fixed card (benchmarks/Baseline), so that the result is a ratio that holds on
 # a noisy machine. hey gives latency percentiles at a fixed rate, wrk the saturation throughput.
-#   benchmarks/load.sh [seconds per measurement, default 20]
+#   benchmarks/load.sh [seconds per measurement, default 20]      (R2R=1 benchmarks/load.sh: the service ReadyToRun)
 # Needs: wrk and hey (apt-get install wrk hey), curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,8 @@ service_url=http://127.0.0.1:5091/cds-services/medication-safety-order-sign
 baseline_url=http://127.0.0.1:5092/cds-services/medication-safety-order-sign
 
 echo "building (Release)..."
-dotnet publish src/CdsHooks.Api -c Release -o "$work/api" >/dev/null
+# R2R=1 publishes the service ReadyToRun (precompiled): less JIT at start-up and a smaller working set.
+dotnet publish src/CdsHooks.Api -c Release -o "$work/api" ${R2R:+-r linux-x64 --self-contained false -p:PublishReadyToRun=true} >/dev/null
 dotnet publish benchmarks/Baseline -c Release -o "$work/baseline" >/dev/null
 dotnet publish benchmarks/SlowFhirServer -c Release -o "$work/fhir" >/dev/null
 dotnet build benchmarks/CdsHooks.Benchmarks -c Release >/dev/null

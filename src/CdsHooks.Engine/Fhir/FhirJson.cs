@@ -7,7 +7,8 @@ using Hl7.Fhir.Validation;
 namespace CdsHooks.Engine.Fhir;
 
 /// <summary>
-/// The one place that decides how tolerant FHIR parsing is. EHRs send resources that are not perfectly valid, so:
+/// The one place that decides how tolerant FHIR parsing is (<see cref="PrefetchReader"/> applies the same policy to the
+/// elements it reads from prefetched resources, and skips the rest). EHRs send resources that are not perfectly valid, so:
 /// <list type="bullet">
 /// <item>Tolerated: unknown elements (for example the STU3 <c>Dosage.doseQuantity</c> in the spec's own order-sign
 /// example), codes outside the required value set, missing mandatory elements and cardinality errors, empty objects
