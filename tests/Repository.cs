@@ -14,6 +14,31 @@ public static class Repository
     /// <summary>A sample request as a mutable JSON tree, for tests that vary it.</summary>
     public static JsonNode SampleNode(string name) => JsonNode.Parse(Sample(name))!;
 
+    /// <summary>The JSON Pointer-like paths ("/prefetch/patient/birthDate") of every value below a node, for tests
+    /// that mutate a request at a random place.</summary>
+    public static IEnumerable<string> PathsBelow(JsonNode? node, string path = "")
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (key, child) in o)
+                {
+                    yield return path + "/" + key;
+                    foreach (var p in PathsBelow(child, path + "/" + key)) yield return p;
+                }
+
+                break;
+            case JsonArray a:
+                for (var i = 0; i < a.Count; i++)
+                {
+                    yield return path + "/" + i;
+                    foreach (var p in PathsBelow(a[i], path + "/" + i)) yield return p;
+                }
+
+                break;
+        }
+    }
+
     /// <summary>A private copy of cards/ for a test that breaks a file; the caller deletes it.</summary>
     public static string CopyCards()
     {

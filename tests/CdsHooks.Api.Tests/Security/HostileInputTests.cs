@@ -76,21 +76,7 @@ public sealed class HostileInputTests(CdsHooksApplication app) : IClassFixture<C
     ];
 
     /// <summary>Every path in the index request, and a replacement for the value there: a random mutation.</summary>
-    private static readonly List<string> Paths = PathsOf(Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "").ToList();
-
-    private static IEnumerable<string> PathsOf(JsonNode? node, string path)
-    {
-        if (path.Length > 0) yield return path;
-        switch (node)
-        {
-            case JsonObject o:
-                foreach (var (key, child) in o) foreach (var p in PathsOf(child, path + "/" + key)) yield return p;
-                break;
-            case JsonArray a:
-                for (var i = 0; i < a.Count; i++) foreach (var p in PathsOf(a[i], path + "/" + i)) yield return p;
-                break;
-        }
-    }
+    private static readonly List<string> Paths = Repository.PathsBelow(Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json")).ToList();
 
     private static JsonNode Mutate(int pathIndex, int replacementIndex, bool remove)
     {

@@ -154,21 +154,7 @@ public class PrefetchReaderTests
         new JsonObject { ["value"] = 0, ["unit"] = "mg" }, new JsonObject { ["coding"] = new JsonArray(new JsonObject { ["code"] = "x" }) },
     ];
 
-    private static readonly List<string> PrefetchPaths = PathsOf(Rich()["prefetch"], "/prefetch").ToList();
-
-    private static IEnumerable<string> PathsOf(JsonNode? node, string path)
-    {
-        yield return path;
-        switch (node)
-        {
-            case JsonObject o:
-                foreach (var (key, child) in o) foreach (var p in PathsOf(child, path + "/" + key)) yield return p;
-                break;
-            case JsonArray a:
-                for (var i = 0; i < a.Count; i++) foreach (var p in PathsOf(a[i], path + "/" + i)) yield return p;
-                break;
-        }
-    }
+    private static readonly List<string> PrefetchPaths = Repository.PathsBelow(Rich()["prefetch"], "/prefetch").ToList();
 
     private static JsonNode Mutate(int pathIndex, int replacementIndex, int action)
     {
