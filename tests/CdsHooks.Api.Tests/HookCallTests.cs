@@ -129,15 +129,15 @@ public sealed class HookCallTests(CdsHooksApplication app) : IClassFixture<CdsHo
     [Fact]
     public async Task SpecOrderSelectExampleIsRefusedAtItsNonR4DoseAndRateAndAnsweredOnceCorrected()
     {
-        // The spec's order-select example sends "doseAndRate" as an object; R4 has an array. Read as it is, the
-        // element throws, so the service says where the problem is rather than guessing.
+        // The spec's order-select example sends "doseAndRate" as an object; R4 has an array. The service says where
+        // the problem is rather than guessing.
         var request = SpecExample("order-select-R4.json", "order-select");
 
         var refused = await _client.PostJson(OrderSelect, request);
 
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         var locations = (await refused.Json())["issues"]!.AsArray().Select(i => (string)i!["location"]!);
-        Assert.Contains("context.draftOrders.entry[1].resource.dosageInstruction[0].doseAndRate[0]", locations);
+        Assert.Contains("context.draftOrders.entry[1].resource.dosageInstruction[0].doseAndRate", locations);
 
         var dosage = request["context"]!["draftOrders"]!["entry"]![1]!["resource"]!["dosageInstruction"]![0]!;
         dosage["doseAndRate"] = new JsonArray(dosage["doseAndRate"]!.DeepClone());

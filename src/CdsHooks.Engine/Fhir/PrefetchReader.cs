@@ -22,12 +22,32 @@ public static class PrefetchReader
     public static Resource? ReadResource(JsonElement element, string location, ICollection<RequestIssue> issues)
     {
         var type = FhirJson.ResourceTypeOf(element, location, issues);
-        return type is null ? null : new Reader(issues).Resource(element, location, type);
+        return type is null ? null : new Reader(issues, keepSource: false).Resource(element, location, type);
     }
+
+    /// <summary>Reads orders being placed (a resource, or a Bundle of them) like prefetch, and keeps each resource's
+    /// JSON beside it: a suggestion that changes an order returns the whole order (<see cref="Whole{T}"/>), every
+    /// element the EHR sent included.</summary>
+    public static Resource? ReadOrders(JsonElement element, string location, ICollection<RequestIssue> issues)
+    {
+        var type = FhirJson.ResourceTypeOf(element, location, issues);
+        return type is null ? null : new Reader(issues, keepSource: true).Resource(element, location, type);
+    }
+
+    /// <summary>The whole resource for one this reader read: parsed by Firely from the JSON kept beside it, or null
+    /// when Firely refuses that JSON. A resource read some other way is returned as it is.</summary>
+    public static T? Whole<T>(T resource) where T : Resource
+    {
+        if (resource.Annotations(typeof(SourceJson)).FirstOrDefault() is not SourceJson source) return resource;
+        using var document = JsonDocument.Parse(source.Utf8);
+        return FhirJson.ReadResource(document.RootElement, "order", []) as T;
+    }
+
+    private sealed record SourceJson(byte[] Utf8);
 
     private enum Literal { String, Code, Uri, Id, Date, DateTime, Instant }
 
-    private readonly struct Reader(ICollection<RequestIssue> issues)
+    private readonly struct Reader(ICollection<RequestIssue> issues, bool keepSource)
     {
         public Resource Resource(JsonElement e, string at, Type type)
         {
@@ -41,6 +61,11 @@ public static class PrefetchReader
                 // A type no rule reads (an OperationOutcome, an Observation in a Bundle): its type and id only.
                 : (Resource)Activator.CreateInstance(type)!;
             resource.Id = Primitive(e, "id", at, Literal.Id);
+            if (keepSource && resource is not Hl7.Fhir.Model.Bundle)
+            {
+                resource.AddAnnotation(new SourceJson(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(e).ToArray()));
+            }
+
             return resource;
         }
 
@@ -106,7 +131,7 @@ public static class PrefetchReader
             if (Primitive(e, "status", at, Literal.Code) is { } status) statement.StatusElement = new() { JsonValue = status };
             Contained(e, at, statement.Contained);
             foreach (var (dosage, dosageAt) in Items(e, "dosage", at)) statement.Dosage.Add(Dosage(dosage, dosageAt));
-            if (!OneOf(e, at, "effectiveDateTime", "effectivePeriod")) return statement;
+            if (!OneOf(e, at, "effective", "effectiveDateTime", "effectivePeriod")) return statement;
             if (Primitive(e, "effectiveDateTime", at, Literal.DateTime) is { } effective) statement.Effective = new FhirDateTime(effective);
             else if (Object(e, "effectivePeriod", at, out var period)) statement.Effective = Period(period, at + ".effectivePeriod");
             return statement;
@@ -125,7 +150,7 @@ public static class PrefetchReader
             foreach (var (ingredient, ingredientAt) in Items(e, "ingredient", at))
             {
                 var component = new Medication.IngredientComponent();
-                if (OneOf(ingredient, ingredientAt, "itemCodeableConcept", "itemReference")
+                if (OneOf(ingredient, ingredientAt, "item", "itemCodeableConcept", "itemReference")
                     && ((DataType?)Concept(ingredient, "itemCodeableConcept", ingredientAt) ?? Reference(ingredient, "itemReference", ingredientAt)) is { } item)
                 {
                     component.Item = item;
@@ -138,7 +163,7 @@ public static class PrefetchReader
         }
 
         // medication[x]: a CodeableConcept or a Reference.
-        private DataType? MedicationChoice(JsonElement e, string at) => OneOf(e, at, "medicationCodeableConcept", "medicationReference")
+        private DataType? MedicationChoice(JsonElement e, string at) => OneOf(e, at, "medication", "medicationCodeableConcept", "medicationReference")
             ? (DataType?)Concept(e, "medicationCodeableConcept", at) ?? Reference(e, "medicationReference", at)
             : null;
 
@@ -162,7 +187,7 @@ public static class PrefetchReader
                 dosage.Timing = new Timing { Repeat = Repeat(repeat, at + ".timing.repeat") };
             }
 
-            if (OneOf(e, at, "asNeededBoolean", "asNeededCodeableConcept"))
+            if (OneOf(e, at, "asNeeded", "asNeededBoolean", "asNeededCodeableConcept"))
             {
                 dosage.AsNeeded = Boolean(e, "asNeededBoolean", at) is { } asNeeded ? new FhirBoolean(asNeeded) : Concept(e, "asNeededCodeableConcept", at);
             }
@@ -170,7 +195,7 @@ public static class PrefetchReader
             foreach (var (doseAndRate, doseAt) in Items(e, "doseAndRate", at))
             {
                 var component = new Dosage.DoseAndRateComponent();
-                if (OneOf(doseAndRate, doseAt, "doseQuantity", "doseRange"))
+                if (OneOf(doseAndRate, doseAt, "dose", "doseQuantity", "doseRange"))
                 {
                     if (Object(doseAndRate, "doseQuantity", doseAt, out var quantity)) component.Dose = Quantity(quantity, doseAt + ".doseQuantity");
                     else if (Object(doseAndRate, "doseRange", doseAt, out var range)) component.Dose = Range(range, doseAt + ".doseRange");
@@ -195,11 +220,11 @@ public static class PrefetchReader
         {
             var repeat = new Timing.RepeatComponent
             {
-                Frequency = Integer(e, "frequency", at),
-                FrequencyMax = Integer(e, "frequencyMax", at),
+                Frequency = PositiveInt(e, "frequency", at),
+                FrequencyMax = PositiveInt(e, "frequencyMax", at),
                 Period = Decimal(e, "period", at),
             };
-            if (OneOf(e, at, "boundsPeriod", "boundsDuration", "boundsRange") && Object(e, "boundsPeriod", at, out var bounds))
+            if (OneOf(e, at, "bounds", "boundsPeriod", "boundsDuration", "boundsRange") && Object(e, "boundsPeriod", at, out var bounds))
             {
                 repeat.Bounds = Period(bounds, at + ".boundsPeriod");
             }
@@ -289,10 +314,17 @@ public static class PrefetchReader
             return false;
         }
 
-        /// <summary>A choice element (<c>medication[x]</c>, <c>dose[x]</c>) holds one type: two are refused, as Firely
-        /// refuses them, rather than one read and the other ignored.</summary>
-        private bool OneOf(JsonElement parent, string at, params ReadOnlySpan<string> names)
+        /// <summary>A choice element (<c>medication[x]</c>, <c>dose[x]</c>) holds one type, named in its suffix: two
+        /// types, or none, are refused, as Firely refuses them, rather than one read and the other ignored.</summary>
+        private bool OneOf(JsonElement parent, string at, string choice, params ReadOnlySpan<string> names)
         {
+            // "medication": {...} without its type: Firely refuses it, and skipping it would hide the drug.
+            if (Property(parent, choice, out _))
+            {
+                issues.Add(new RequestIssue($"{at}.{choice}", "invalid-fhir", FhirJson.Describe(FhirJsonException.CHOICE_ELEMENT_MUST_HAVE_SUFFIX_CODE)));
+                return false;
+            }
+
             var present = 0;
             foreach (var name in names) if (Property(parent, name, out _)) present++;
             if (present <= 1) return true;
@@ -359,7 +391,8 @@ public static class PrefetchReader
                 return null;
             }
 
-            var valid = literal switch
+            // FHIR strings are never empty; Firely refuses "" for every primitive.
+            var valid = text.Length > 0 && literal switch
             {
                 Literal.Code => Code.IsValidValue(text),
                 Literal.Uri => FhirUri.IsValidValue(text),
@@ -382,10 +415,11 @@ public static class PrefetchReader
             return null;
         }
 
-        private int? Integer(JsonElement parent, string name, string at)
+        // positiveInt, the only integer type read (frequency, frequencyMax).
+        private int? PositiveInt(JsonElement parent, string name, string at)
         {
             if (!Property(parent, name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
-            if (value.TryGetInt32(out var number)) return number;
+            if (value.TryGetInt32(out var number) && number > 0) return number;
             Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
             return null;
         }

@@ -10,9 +10,9 @@ public static class HookRequestReader
 {
     /// <param name="root">The request body.</param>
     /// <param name="service">The service it was sent to.</param>
-    /// <param name="wholePrefetch">Parse prefetched resources whole with Firely instead of only the elements the engine
-    /// reads (<see cref="PrefetchReader"/>): slower, and the reference the tests hold the fast reader to.</param>
-    public static HookRequest Read(JsonElement root, HookService service, bool wholePrefetch = false)
+    /// <param name="whole">Parse every resource whole with Firely instead of only the elements the engine reads
+    /// (<see cref="PrefetchReader"/>): slower, and the reference the tests hold the fast reader to.</param>
+    public static HookRequest Read(JsonElement root, HookService service, bool whole = false)
     {
         var issues = new List<RequestIssue>();
         if (root.ValueKind != JsonValueKind.Object)
@@ -61,10 +61,10 @@ public static class HookRequestReader
             patientId = NormalisePatientId(OptionalString(context, "patientId", "context.patientId", issues));
             encounterId = OptionalString(context, "encounterId", "context.encounterId", issues);
             _ = OptionalString(context, "userId", "context.userId", issues);
-            (newOrders, otherDrafts) = ReadOrders(context, service, issues);
+            (newOrders, otherDrafts) = ReadOrders(context, service, whole, issues);
         }
 
-        var prefetch = ReadPrefetch(root, patientId, wholePrefetch, issues);
+        var prefetch = ReadPrefetch(root, patientId, whole, issues);
         if (issues.Count > 0) throw new InvalidHookRequestException(issues);
 
         return new HookRequest(service, hookInstance!, patientId!, encounterId, fhirServer, authorization,
@@ -93,7 +93,7 @@ public static class HookRequestReader
     }
 
     private static (IReadOnlyList<Resource> New, IReadOnlyList<Resource> Other) ReadOrders(
-        JsonElement context, HookService service, List<RequestIssue> issues)
+        JsonElement context, HookService service, bool whole, List<RequestIssue> issues)
     {
         var field = service.Orders == NewOrderSource.Medications ? "medications" : "draftOrders";
         if (!context.TryGetProperty(field, out var element) || element.ValueKind == JsonValueKind.Null)
@@ -102,7 +102,7 @@ public static class HookRequestReader
         }
 
         var before = issues.Count;
-        var orders = ReadOrderList(element, $"context.{field}", service.Orders == NewOrderSource.Medications, issues);
+        var orders = ReadOrderList(element, $"context.{field}", service.Orders == NewOrderSource.Medications, whole, issues);
         if (service.Orders != NewOrderSource.SelectedDraftOrders) return (orders, []);
         if (issues.Count > before) return ([], orders); // selections cannot be checked against orders that did not parse
 
@@ -139,7 +139,7 @@ public static class HookRequestReader
     }
 
     // draftOrders is a Bundle; medication-prescribe also saw arrays of resources in CDS Hooks 1.0 clients.
-    private static List<Resource> ReadOrderList(JsonElement element, string location, bool allowArray, List<RequestIssue> issues)
+    private static List<Resource> ReadOrderList(JsonElement element, string location, bool allowArray, bool whole, List<RequestIssue> issues)
     {
         var resources = new List<Resource>();
         if (allowArray && element.ValueKind == JsonValueKind.Array)
@@ -147,13 +147,13 @@ public static class HookRequestReader
             var i = 0;
             foreach (var item in element.EnumerateArray())
             {
-                if (FhirJson.ReadResource(item, $"{location}[{i++}]", issues) is { } r) resources.Add(r);
+                if (ReadOrder(item, $"{location}[{i++}]", whole, issues) is { } r) resources.Add(r);
             }
 
             return resources;
         }
 
-        var resource = FhirJson.ReadResource(element, location, issues);
+        var resource = ReadOrder(element, location, whole, issues);
         if (resource is null) return resources;
         if (resource is not Bundle bundle)
         {
@@ -164,6 +164,10 @@ public static class HookRequestReader
         resources.AddRange(bundle.Entry.Select(e => e.Resource).OfType<Resource>());
         return resources;
     }
+
+    // Orders are read for what the engine uses, like prefetch; a suggestion that changes one parses it whole then.
+    private static Resource? ReadOrder(JsonElement element, string location, bool whole, List<RequestIssue> issues) =>
+        whole ? FhirJson.ReadResource(element, location, issues) : PrefetchReader.ReadOrders(element, location, issues);
 
     private static Dictionary<string, Prefetched> ReadPrefetch(JsonElement root, string? patientId, bool whole, List<RequestIssue> issues)
     {

@@ -74,6 +74,9 @@ public sealed class FeedbackTests(CdsHooksApplication app) : IClassFixture<CdsHo
         Assert.Equal("MedicationRequest", (string)update["resource"]!["resourceType"]!);
         Assert.Equal("mirtazapine-draft", (string)update["resource"]!["id"]!);
         Assert.Equal(15m, (decimal)update["resource"]!["dosageInstruction"]![0]!["doseAndRate"]![0]!["doseQuantity"]!["value"]!);
+        // The whole order as the EHR sent it, not only what the rules read: the update replaces the order.
+        Assert.Equal("Patient/elderly-1", (string)update["resource"]!["subject"]!["reference"]!);
+        Assert.Equal("2026-01-10", (string)update["resource"]!["authoredOn"]!);
     }
 
     [Fact]
