@@ -47,6 +47,11 @@ public static class PrefetchReader
 
     private enum Literal { String, Code, Uri, Id, Date, DateTime, Instant }
 
+    private const int MaxRemembered = 4096;
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool>[] Validated =
+        [.. Enum.GetValues<Literal>().Select(_ => new System.Collections.Concurrent.ConcurrentDictionary<string, bool>(StringComparer.Ordinal))];
+
     private readonly struct Reader(ICollection<RequestIssue> issues, bool keepSource)
     {
         public Resource Resource(JsonElement e, string at, Type type)
@@ -392,7 +397,19 @@ public static class PrefetchReader
             }
 
             // FHIR strings are never empty; Firely refuses "" for every primitive.
-            var valid = text.Length > 0 && literal switch
+            if (text.Length > 0 && (literal == Literal.String || IsValid(literal, text))) return text;
+            Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
+            return null;
+        }
+
+        // Firely's literal checks are regular expressions (run interpreted) and System.Uri parsing; the same few codes
+        // and systems ("active", "mg", the RxNorm URI) come in every request, so answers are remembered, up to a bound
+        // that random values cannot grow past.
+        private static bool IsValid(Literal literal, string text)
+        {
+            var known = Validated[(int)literal];
+            if (known.TryGetValue(text, out var valid)) return valid;
+            valid = literal switch
             {
                 Literal.Code => Code.IsValidValue(text),
                 Literal.Uri => FhirUri.IsValidValue(text),
@@ -402,9 +419,8 @@ public static class PrefetchReader
                 Literal.Instant => Instant.IsValidValue(text),
                 _ => true,
             };
-            if (valid) return text;
-            Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
-            return null;
+            if (known.Count < MaxRemembered && text.Length <= 256) known.TryAdd(text, valid);
+            return valid;
         }
 
         private decimal? Decimal(JsonElement parent, string name, string at)
