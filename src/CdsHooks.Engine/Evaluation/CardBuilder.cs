@@ -133,9 +133,10 @@ public static class CardBuilder
     // A source that only backs a patient factor (Beers for "age 65 and over") is cited only when that factor applies.
     private static IEnumerable<RuleSource> SourcesShown(Finding finding)
     {
-        var factorOnly = finding.Rule.Factors.Select(f => f.Source).OfType<RuleSource>()
-            .Except(finding.Factors.Select(f => f.Source).OfType<RuleSource>());
-        return finding.Rule.Sources.Except(factorOnly);
+        // By id: comparing the source records would hash their labels and URLs.
+        var factorOnly = finding.Rule.Factors.Select(f => f.Source?.Id).OfType<string>()
+            .Except(finding.Factors.Select(f => f.Source?.Id).OfType<string>(), StringComparer.Ordinal);
+        return finding.Rule.Sources.ExceptBy(factorOnly, s => s.Id, StringComparer.Ordinal);
     }
 
     private static string Describe(ResolvedDrug drug)
@@ -164,13 +165,16 @@ public static class CardBuilder
 
     private static string Capitalise(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
 
+    private static readonly System.Buffers.SearchValues<char> MarkdownSpecial = System.Buffers.SearchValues.Create("\\`*_{}[]<>()#+!|~\r\n");
+
     // Medication names and dosage text come from the EHR: keep them from turning into markdown or HTML.
     private static string Markdown(string text)
     {
-        var escaped = new StringBuilder(text.Length);
+        if (!text.AsSpan().ContainsAny(MarkdownSpecial)) return text; // most names: nothing to escape
+        var escaped = new StringBuilder(text.Length + 8);
         foreach (var c in text)
         {
-            if ("\\`*_{}[]<>()#+!|~".Contains(c, StringComparison.Ordinal)) escaped.Append('\\');
+            if (c is not ('\r' or '\n') && MarkdownSpecial.Contains(c)) escaped.Append('\\');
             escaped.Append(c is '\r' or '\n' ? ' ' : c);
         }
 
