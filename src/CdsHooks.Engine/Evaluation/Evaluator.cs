@@ -8,7 +8,16 @@ namespace CdsHooks.Engine.Evaluation;
 /// dose in mg.</summary>
 public sealed record ResolvedDrug(MedicationUse Medication, IReadOnlyList<Ingredient> Ingredients, decimal? MgPerDay)
 {
-    public bool IsIn(IReadOnlyList<DrugGroup> groups) => Ingredients.Any(i => Rule.InAny(groups, i.Code));
+    // A loop, not Any with a lambda: called for every drug and every candidate rule, it should not allocate.
+    public bool IsIn(IReadOnlyList<DrugGroup> groups)
+    {
+        foreach (var ingredient in Ingredients)
+        {
+            if (Rule.InAny(groups, ingredient.Code)) return true;
+        }
+
+        return false;
+    }
 }
 
 /// <summary>A rule that applies to this patient: the drugs on each side, the patient factors found, the indicator.</summary>
@@ -115,7 +124,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         {
             case RuleKind.Pair:
                 var a = drugs.Where(d => Counts(d) && d.IsIn(rule.SideA)).ToList();
-                var b = drugs.Where(d => Counts(d) && d.IsIn(rule.SideB)).ToList();
+                var b = a.Count == 0 && trace is null ? [] : drugs.Where(d => Counts(d) && d.IsIn(rule.SideB)).ToList();
                 // A drug does not interact with itself: a renewal of lorazepam beside the old lorazepam order is not
                 // "lorazepam + lorazepam".
                 var pairs = (from x in a from y in b
