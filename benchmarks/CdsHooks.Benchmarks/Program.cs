@@ -15,6 +15,15 @@ if (args is ["--write-requests", var directory])
     return 0;
 }
 
+// --write-tokens DIR COUNT AUDIENCE writes a JWKS (jwks.json) and COUNT CDS Hooks JWTs for that audience, each with its
+// own jti, one per line (tokens.txt): the authenticated load in benchmarks/load.sh, where a replayed jti is refused.
+if (args is ["--write-tokens", var tokenDirectory, var count, var audience])
+{
+    Directory.CreateDirectory(tokenDirectory);
+    Tokens.Write(tokenDirectory, int.Parse(count, System.Globalization.CultureInfo.InvariantCulture), audience);
+    return 0;
+}
+
 if (args is ["--smoke", var artifacts])
 {
     var config = ManualConfig.CreateMinimumViable()
