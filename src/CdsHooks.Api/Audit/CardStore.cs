@@ -116,7 +116,7 @@ public sealed class CardStore : IDisposable
         }
 
         var log = logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
-        _writer = new CardWriter(cards => RecordCardsAsync(cards, CancellationToken.None),
+        _writer = new CardWriter(cards => RecordCardsAsync(cards, CancellationToken.None), RecordTokensAsync,
             (e, count) => log.LogError("Card records not written ({ExceptionType}): {CardCount} cards shown but unrecorded", e.GetType().Name, count));
     }
 
@@ -134,13 +134,28 @@ public sealed class CardStore : IDisposable
     }
 
     /// <summary>Records that a token id was used; false when it already was (a replay). Shared by every instance
-    /// on the same database, so a token replayed to another instance is refused too.</summary>
-    public async Task<bool> FirstUseAsync(string issuer, string jti, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    /// on the same database, so a token replayed to another instance is refused too. Written by the one writer, in
+    /// batches (<see cref="CardWriter"/>): concurrent inserts of their own slept in SQLite's busy handler.</summary>
+    public Task<bool> FirstUseAsync(string issuer, string jti, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
+        _writer.FirstUseAsync(new TokenUse(issuer, jti, expiresAt.ToUnixTimeMilliseconds()), cancellationToken);
+
+    // One transaction for the batch, one insert per token in order: a jti twice in the same batch is a replay too.
+    // Not waiting for the disk: a power loss may forget the last token ids, which expire within minutes anyway.
+    private async Task<bool[]> RecordTokensAsync(IReadOnlyList<TokenUse> uses)
     {
-        await using var connection = await OpenAsync(cancellationToken, durable: false);
-        return await connection.ExecuteAsync(
-            "INSERT INTO used_token (issuer, jti, expires_at) VALUES (@issuer, @jti, @expires) ON CONFLICT DO NOTHING",
-            new { issuer, jti, expires = expiresAt.ToUnixTimeMilliseconds() }) == 1;
+        await using var connection = await OpenAsync(CancellationToken.None, durable: false);
+        await using var transaction = await connection.BeginTransactionAsync();
+        if (!_sqlite) await connection.ExecuteAsync("SET LOCAL synchronous_commit TO OFF", transaction: transaction);
+        var first = new bool[uses.Count];
+        for (var i = 0; i < uses.Count; i++)
+        {
+            first[i] = await connection.ExecuteAsync(
+                "INSERT INTO used_token (issuer, jti, expires_at) VALUES (@Issuer, @Jti, @ExpiresAt) ON CONFLICT DO NOTHING",
+                uses[i], transaction) == 1;
+        }
+
+        await transaction.CommitAsync();
+        return first;
     }
 
     /// <summary>Creates or upgrades the schema; several instances starting together serialise on the version table.</summary>

@@ -3,9 +3,17 @@ using System.Threading.Channels;
 
 namespace CdsHooks.Api.Audit;
 
+/// <summary>A token id to record against replay, and the caller waiting to learn whether it is its first use.</summary>
+internal sealed record TokenUse(string Issuer, string Jti, long ExpiresAt)
+{
+    public TaskCompletionSource<bool> FirstUse { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
 /// <summary>
 /// Writes the records of shown cards behind the answer, in batches, from one writer: a hook call never waits on the
 /// database's write lock (SQLite has one writer; under load, callers queued on it and slept in its busy handler).
+/// The token ids of authenticated calls go through the same writer, batched, their callers awaiting the answer
+/// without holding a thread (one SQLite insert per call, beside the card writer, slept in the busy handler too).
 /// Until its batch commits, a record is in <see cref="Pending"/>, so the fatigue controls of this instance see it at
 /// once; <see cref="FlushAsync"/> waits until everything queued before it is written, for the readers that must see
 /// every card (feedback, analytics, purge). Disposal writes what is queued.
@@ -23,14 +31,24 @@ internal sealed class CardWriter : IDisposable
 
     private readonly ConcurrentDictionary<string, CardRecord> _pending = new(StringComparer.Ordinal);
     private readonly Func<IReadOnlyList<CardRecord>, Task> _write;
+    private readonly Func<IReadOnlyList<TokenUse>, Task<bool[]>> _writeTokens;
     private readonly Action<Exception, int> _failed;
     private readonly Task _loop;
 
-    public CardWriter(Func<IReadOnlyList<CardRecord>, Task> write, Action<Exception, int> failed)
+    public CardWriter(Func<IReadOnlyList<CardRecord>, Task> write, Func<IReadOnlyList<TokenUse>, Task<bool[]>> writeTokens,
+        Action<Exception, int> failed)
     {
         _write = write;
+        _writeTokens = writeTokens;
         _failed = failed;
         _loop = Task.Run(WriteLoopAsync);
+    }
+
+    /// <summary>Records a token id; true on its first use, false for a replay. Throws what the database threw.</summary>
+    public async Task<bool> FirstUseAsync(TokenUse use, CancellationToken cancellationToken)
+    {
+        await _queue.Writer.WriteAsync(use, cancellationToken);
+        return await use.FirstUse.Task.WaitAsync(cancellationToken);
     }
 
     public async ValueTask EnqueueAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken)
@@ -72,13 +90,33 @@ internal sealed class CardWriter : IDisposable
     private async Task WriteLoopAsync()
     {
         var batch = new List<CardRecord>();
+        var tokens = new List<TokenUse>();
         var flushes = new List<TaskCompletionSource>();
         while (await _queue.Reader.WaitToReadAsync())
         {
-            while (batch.Count < BatchSize && _queue.Reader.TryRead(out var item))
+            while (batch.Count + tokens.Count < BatchSize && _queue.Reader.TryRead(out var item))
             {
                 if (item is TaskCompletionSource flush) flushes.Add(flush);
+                else if (item is TokenUse use) tokens.Add(use);
                 else batch.AddRange((IReadOnlyList<CardRecord>)item);
+            }
+
+            // Tokens first: their callers are waiting for the answer.
+            if (tokens.Count > 0)
+            {
+                try
+                {
+                    var first = await _writeTokens(tokens);
+                    for (var i = 0; i < tokens.Count; i++) tokens[i].FirstUse.TrySetResult(first[i]);
+                }
+#pragma warning disable CA1031 // each caller gets the failure and decides (the JWT handler falls back to memory)
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    foreach (var use in tokens) use.FirstUse.TrySetException(e);
+                }
+
+                tokens.Clear();
             }
 
             if (batch.Count > 0)
@@ -108,4 +146,5 @@ internal sealed class CardWriter : IDisposable
         _queue.Writer.TryComplete();
         _loop.Wait(TimeSpan.FromSeconds(10));
     }
+
 }

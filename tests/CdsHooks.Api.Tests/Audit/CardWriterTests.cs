@@ -32,6 +32,24 @@ public sealed class CardWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task ConcurrentTokenUsesAreBatchedAndAReplayInTheSameBatchIsStillOne()
+    {
+        using var store = Store();
+        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        var until = DateTimeOffset.UtcNow.AddMinutes(5);
+
+        // 400 different token ids at once, each of them sent twice, while cards are written beside them.
+        var cards = Task.WhenAll(Enumerable.Range(0, 50).Select(i => store.EnqueueCardsAsync([Card(i, until)], TestContext.Current.CancellationToken).AsTask()));
+        var uses = await Task.WhenAll(Enumerable.Range(0, 800).Select(i =>
+            Task.Run(() => store.FirstUseAsync("https://ehr.example", $"jti-{i % 400}", until, TestContext.Current.CancellationToken), TestContext.Current.CancellationToken)));
+        await cards;
+
+        Assert.Equal(400, uses.Count(first => first));
+        Assert.False(await store.FirstUseAsync("https://ehr.example", "jti-7", until, TestContext.Current.CancellationToken));
+        Assert.True(await store.FirstUseAsync("https://other.example", "jti-7", until, TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
     public async Task ConcurrentCallersLoseNoRecordAndDisposalWritesTheQueue()
     {
         var now = DateTimeOffset.UtcNow;
