@@ -139,15 +139,20 @@ public sealed class CardStore : IDisposable
     public Task<bool> FirstUseAsync(string issuer, string jti, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
         _writer.FirstUseAsync(new TokenUse(issuer, jti, expiresAt.ToUnixTimeMilliseconds()), cancellationToken);
 
-    // One transaction for the batch, one insert per token in order: a jti twice in the same batch is a replay too.
-    // Not waiting for the disk: a power loss may forget the last token ids, which expire within minutes anyway.
+    // One transaction for the batch, one insert per token: a jti twice in the same batch is a replay too. Inserted in
+    // (issuer, jti) order, so that two instances writing overlapping batches to PostgreSQL take the row locks in the
+    // same order and cannot deadlock (a deadlock would fail a batch to the in-memory fallback, where a replay to the
+    // other instance goes unseen). Not waiting for the disk: a power loss may forget the last token ids, which expire
+    // within minutes anyway.
     private async Task<bool[]> RecordTokensAsync(IReadOnlyList<TokenUse> uses)
     {
+        var order = Enumerable.Range(0, uses.Count)
+            .OrderBy(i => uses[i].Issuer, StringComparer.Ordinal).ThenBy(i => uses[i].Jti, StringComparer.Ordinal).ToList();
         await using var connection = await OpenAsync(CancellationToken.None, durable: false);
         await using var transaction = await connection.BeginTransactionAsync();
         if (!_sqlite) await connection.ExecuteAsync("SET LOCAL synchronous_commit TO OFF", transaction: transaction);
         var first = new bool[uses.Count];
-        for (var i = 0; i < uses.Count; i++)
+        foreach (var i in order)
         {
             first[i] = await connection.ExecuteAsync(
                 "INSERT INTO used_token (issuer, jti, expires_at) VALUES (@Issuer, @Jti, @ExpiresAt) ON CONFLICT DO NOTHING",

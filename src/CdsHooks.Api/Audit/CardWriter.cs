@@ -44,9 +44,21 @@ internal sealed class CardWriter : IDisposable
         _loop = Task.Run(WriteLoopAsync);
     }
 
-    /// <summary>Records a token id; true on its first use, false for a replay. Throws what the database threw.</summary>
+    // After a failed token batch, token uses fail at once for a few seconds (the caller falls back to memory) rather
+    // than each batch in turn waiting out the database's timeouts while callers queue behind it.
+    private static readonly TimeSpan TokenFailureHold = TimeSpan.FromSeconds(5);
+    private Exception? _tokenFailure;
+    private long _tokenFailureUntil;
+
+    /// <summary>Records a token id; true on its first use, false for a replay. Throws what the database threw. Once
+    /// queued, the id is recorded even if the caller gives up: the same token sent again is a replay.</summary>
     public async Task<bool> FirstUseAsync(TokenUse use, CancellationToken cancellationToken)
     {
+        if (Volatile.Read(ref _tokenFailure) is { } failure && Environment.TickCount64 < Volatile.Read(ref _tokenFailureUntil))
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+
         await _queue.Writer.WriteAsync(use, cancellationToken);
         return await use.FirstUse.Task.WaitAsync(cancellationToken);
     }
@@ -89,6 +101,25 @@ internal sealed class CardWriter : IDisposable
 
     private async Task WriteLoopAsync()
     {
+        try
+        {
+            await WriteBatchesAsync();
+        }
+        finally
+        {
+            // Should the loop ever stop, nobody waits for it: queued token uses fail (the caller falls back to
+            // memory), flushes return.
+            _queue.Writer.TryComplete();
+            while (_queue.Reader.TryRead(out var item))
+            {
+                if (item is TokenUse use) use.FirstUse.TrySetException(new InvalidOperationException("The audit writer has stopped."));
+                else if (item is TaskCompletionSource flush) flush.TrySetResult();
+            }
+        }
+    }
+
+    private async Task WriteBatchesAsync()
+    {
         var batch = new List<CardRecord>();
         var tokens = new List<TokenUse>();
         var flushes = new List<TaskCompletionSource>();
@@ -113,6 +144,8 @@ internal sealed class CardWriter : IDisposable
                 catch (Exception e)
 #pragma warning restore CA1031
                 {
+                    Volatile.Write(ref _tokenFailureUntil, Environment.TickCount64 + (long)TokenFailureHold.TotalMilliseconds);
+                    Volatile.Write(ref _tokenFailure, e);
                     foreach (var use in tokens) use.FirstUse.TrySetException(e);
                 }
 

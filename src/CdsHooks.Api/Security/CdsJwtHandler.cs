@@ -106,6 +106,8 @@ public sealed class CdsJwtHandler(
         }
 
         if (string.IsNullOrEmpty(token.Id)) return Fail("no jti", client.Issuer);
+        // Stored in a column of 300 characters: a longer or NUL-bearing id would fail the batch it is written with.
+        if (token.Id.Length > 300 || token.Id.Contains('\0', StringComparison.Ordinal)) return Fail("jti not acceptable", client.Issuer);
         // A jti is remembered (in the shared database) until its token expires: within that time it is a replay.
         if (!await FirstUseAsync(client.Issuer, token.Id, new DateTimeOffset(token.ValidTo + options.ClockSkew, TimeSpan.Zero)))
         {
@@ -126,7 +128,9 @@ public sealed class CdsJwtHandler(
         {
             return await usedTokens.FirstUseAsync(issuer, jti, until, Context.RequestAborted);
         }
-        catch (System.Data.Common.DbException e)
+        // DbException: the database is down. InvalidOperationException (a closed writer at shutdown, a disposed data
+        // source) and TimeoutException: it cannot be asked. Either way this instance's memory answers.
+        catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException or TimeoutException)
         {
             _log.LogError("Token replay check fell back to memory: database unavailable ({ExceptionType})", e.GetType().Name);
             var now = time.GetUtcNow();

@@ -5,17 +5,18 @@ using Hl7.Fhir.Serialization;
 namespace CdsHooks.Engine.Fhir;
 
 /// <summary>
-/// Reads a prefetched resource (the patient, the Bundles of medications, statements and conditions) into Firely's
-/// model with only the elements the engine reads: ids, statuses, codes, <c>medication[x]</c>, contained Medications,
-/// dosage, the dates that say when a medication ended, the birth date, Bundle links. Everything else is skipped
-/// unread. Firely's full deserialization of every element was two thirds of a hook call's CPU and most of its
-/// allocations (docs/performance.md); the orders being placed (<c>context.draftOrders</c>, <c>context.medications</c>)
-/// still go through <see cref="FhirJson"/> whole, because they come back in suggestions.
+/// Reads the resources of a hook request (prefetch: the patient, the Bundles of medications, statements and
+/// conditions; and the orders being placed) into Firely's model with only the elements the engine reads: ids,
+/// statuses, codes, <c>medication[x]</c>, contained Medications, dosage, the dates that say when a medication ended,
+/// the birth date, Bundle links. Everything else is skipped unread. Firely's full deserialization of every element
+/// was two thirds of a hook call's CPU and most of its allocations (docs/performance.md). An order keeps its JSON
+/// beside it, and <see cref="Whole{T}"/> parses it whole with Firely when a suggestion returns it.
 /// <para>The elements read are held to the policy of <see cref="FhirJson"/>: a wrong JSON type, a wrong shape (one value
-/// versus an array), a null, an unparsable literal (Firely's own <c>IsValidValue</c> for id, code, uri, date, dateTime
-/// and instant) or a resource type FHIR R4 does not know is refused with its location. An element that is not read
-/// cannot change a card, so its problems are not refused. <c>PrefetchReaderTests</c> holds this reader to Firely's:
-/// whatever Firely accepts, this reader accepts, and the patient's context built from both is the same.</para>
+/// versus an array), a null, an empty string, an unparsable literal (Firely's own <c>IsValidValue</c> for id, code, uri,
+/// date, dateTime, instant and positiveInt), a choice element with two types or none, or a resource type FHIR R4 does
+/// not know is refused with its location. An element that is not read cannot change a card, so its problems are not
+/// refused. <c>PrefetchReaderTests</c> holds this reader to Firely's: where Firely accepts, the same patient or a
+/// refusal; where Firely refuses and this reader accepts, the patient without the problem.</para>
 /// </summary>
 public static class PrefetchReader
 {

@@ -205,6 +205,16 @@ public sealed class AuthenticationTests : IAsyncLifetime
     [Fact]
     public async Task MissingJtiIsRefused() => Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), jti: null)));
 
+    [Theory]
+    [InlineData(301)]
+    [InlineData(-1)] // a NUL inside
+    public async Task AJtiTheReplayTableCannotHoldIsRefused(int length) =>
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), jti: length < 0 ? "abc\0def" : new string('j', length))));
+
+    [Fact]
+    public async Task AJtiOfThreeHundredCharactersIsAccepted() =>
+        Assert.Equal(HttpStatusCode.OK, await Call(_ehr.Token(Audience(), jti: new string('k', 300))));
+
     [Fact]
     public async Task ReplayedJtiIsRefused()
     {
