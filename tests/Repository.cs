@@ -39,6 +39,15 @@ public static class Repository
         }
     }
 
+    /// <summary>The node holding the value at a path of <see cref="PathsBelow"/>, and that value's key or index.</summary>
+    public static (JsonNode Parent, string Last) ParentOf(JsonNode root, string path)
+    {
+        var steps = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var parent = steps[..^1].Aggregate(root, (node, step) =>
+            node is JsonArray a ? a[int.Parse(step, System.Globalization.CultureInfo.InvariantCulture)]! : node[step]!);
+        return (parent, steps[^1]);
+    }
+
     /// <summary>A private copy of cards/ for a test that breaks a file; the caller deletes it.</summary>
     public static string CopyCards()
     {

@@ -79,8 +79,7 @@ public static class CardBuilder
         // The order as the EHR sent it, every element included: the update replaces it.
         if (Fhir.PrefetchReader.Whole(order) is not { } whole) return null;
         var updated = Hl7.Fhir.Model.BaseExtensions.DeepCopy(whole);
-        if (updated.DosageInstruction is not [var copied] || copied.DoseAndRate is not [{ Dose: Hl7.Fhir.Model.Quantity }]) return null;
-        var updatedDosage = updated.DosageInstruction[0];
+        if (updated.DosageInstruction is not [var updatedDosage] || updatedDosage.DoseAndRate is not [{ Dose: Hl7.Fhir.Model.Quantity }]) return null;
         updatedDosage.DoseAndRate[0].Dose = new Hl7.Fhir.Model.Quantity(newDose, "mg") { Unit = "mg", System = "http://unitsofmeasure.org" };
         updatedDosage.Text = $"{newDose.ToString("0.###", CultureInfo.InvariantCulture)} mg per dose ({targetMgPerDay.ToString("0.###", CultureInfo.InvariantCulture)} mg/day)";
         return updated;

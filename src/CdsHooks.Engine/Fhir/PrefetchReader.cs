@@ -35,16 +35,20 @@ public static class PrefetchReader
         return type is null ? null : new Reader(issues, keepSource: true).Resource(element, location, type);
     }
 
-    /// <summary>The whole resource for one this reader read: parsed by Firely from the JSON kept beside it, or null
-    /// when Firely refuses that JSON. A resource read some other way is returned as it is.</summary>
-    public static T? Whole<T>(T resource) where T : Resource
-    {
-        if (resource.Annotations(typeof(SourceJson)).FirstOrDefault() is not SourceJson source) return resource;
-        using var document = JsonDocument.Parse(source.Utf8);
-        return FhirJson.ReadResource(document.RootElement, "order", []) as T;
-    }
+    /// <summary>The whole resource for one this reader read: parsed by Firely from the JSON kept beside it (once, however
+    /// many suggestions ask), or null when Firely refuses that JSON. A resource read some other way is returned as it
+    /// is. Callers copy before they change it.</summary>
+    public static T? Whole<T>(T resource) where T : Resource =>
+        resource.Annotations(typeof(SourceJson)).FirstOrDefault() is SourceJson source ? source.Whole.Value as T : resource;
 
-    private sealed record SourceJson(byte[] Utf8);
+    private sealed class SourceJson(byte[] utf8)
+    {
+        public Lazy<Resource?> Whole { get; } = new(() =>
+        {
+            using var document = JsonDocument.Parse(utf8);
+            return FhirJson.ReadResource(document.RootElement, "order", []);
+        });
+    }
 
     private enum Literal { String, Code, Uri, Id, Date, DateTime, Instant }
 

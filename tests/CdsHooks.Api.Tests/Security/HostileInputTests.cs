@@ -81,9 +81,7 @@ public sealed class HostileInputTests(CdsHooksApplication app) : IClassFixture<C
     private static JsonNode Mutate(int pathIndex, int replacementIndex, bool remove)
     {
         var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
-        var steps = Paths[pathIndex].Split('/', StringSplitOptions.RemoveEmptyEntries);
-        var parent = steps[..^1].Aggregate(request, (node, step) => node is JsonArray a ? a[int.Parse(step, System.Globalization.CultureInfo.InvariantCulture)]! : node[step]!);
-        var last = steps[^1];
+        var (parent, last) = Repository.ParentOf(request, Paths[pathIndex]);
         var replacement = Replacements[replacementIndex]?.DeepClone();
         if (parent is JsonArray array)
         {

@@ -161,9 +161,7 @@ public class PrefetchReaderTests
     private static JsonNode Mutate(int pathIndex, int replacementIndex, int action)
     {
         var request = Rich();
-        var steps = PrefetchPaths[pathIndex].Split('/', StringSplitOptions.RemoveEmptyEntries);
-        var parent = steps[..^1].Aggregate(request, (node, step) => node is JsonArray a ? a[int.Parse(step, CultureInfo.InvariantCulture)]! : node[step]!);
-        var last = steps[^1];
+        var (parent, last) = Repository.ParentOf(request, PrefetchPaths[pathIndex]);
         var replacement = Replacements[replacementIndex]?.DeepClone();
         if (parent is JsonArray array)
         {
@@ -267,9 +265,8 @@ public class PrefetchReaderTests
 
     private static void Set(JsonNode request, string path, JsonNode? value)
     {
-        var steps = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
-        var parent = steps[..^1].Aggregate(request, (node, step) => node is JsonArray a ? a[int.Parse(step, CultureInfo.InvariantCulture)]! : node[step]!);
-        if (parent is JsonArray array) array[int.Parse(steps[^1], CultureInfo.InvariantCulture)] = value;
-        else parent[steps[^1]] = value;
+        var (parent, last) = Repository.ParentOf(request, path);
+        if (parent is JsonArray array) array[int.Parse(last, CultureInfo.InvariantCulture)] = value;
+        else parent[last] = value;
     }
 }
