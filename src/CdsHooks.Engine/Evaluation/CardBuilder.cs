@@ -89,23 +89,39 @@ public static class CardBuilder
     {
         var a = DistinctIngredients(finding.SideA, finding.Rule.SideA);
         var b = DistinctIngredients(finding.SideB, finding.Rule.SideB);
-        var summary = Fill(finding, Names(a, 2), Names(b, 2));
-        if (summary.Length > KnowledgeLoader.MaxSummaryLength) summary = Fill(finding, Names(a, 1), Names(b, 1));
+        var summary = Fill(finding, Names(a, 2), Names(b, 2), a.Count);
+        if (summary.Length > KnowledgeLoader.MaxSummaryLength) summary = Fill(finding, Names(a, 1), Names(b, 1), a.Count);
         return summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…";
     }
 
-    private static string Fill(Finding finding, string a, string b) => Capitalise(finding.Rule.Summary
-        .Replace("{a}", a, StringComparison.Ordinal)
-        .Replace("{b}", b, StringComparison.Ordinal)
-        .Replace("{n}", DistinctIngredients(finding.SideA, finding.Rule.SideA).Count.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal));
+    private static string Fill(Finding finding, string a, string b, int n)
+    {
+        var summary = finding.Rule.Summary.Replace("{a}", a, StringComparison.Ordinal).Replace("{b}", b, StringComparison.Ordinal);
+        if (summary.Contains("{n}", StringComparison.Ordinal)) summary = summary.Replace("{n}", n.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        return Capitalise(summary);
+    }
+
+    // One builder per thread, reused: a card's detail is a few thousand characters, and a new builder grows by chunks
+    // to twice that before the string is made (docs/performance.md). Detail does not await, so no other call shares it.
+    [ThreadStatic]
+    private static StringBuilder? _builder;
 
     private static string Detail(Problem problem)
     {
         var head = problem.Head;
-        var detail = new StringBuilder();
+        var detail = _builder ?? new StringBuilder(4096);
+        _builder = null;
+        detail.Clear();
         var drugs = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).DistinctBy<ResolvedDrug, Patients.MedicationUse>(d => d.Medication, ReferenceEqualityComparer.Instance)
             .OrderByDescending(d => d.Medication.IsNew).ToList();
-        detail.Append("**Drugs:** ").AppendJoin("; ", drugs.Select(Describe)).Append(".\n\n");
+        detail.Append("**Drugs:** ");
+        for (var i = 0; i < drugs.Count; i++)
+        {
+            if (i > 0) detail.Append("; ");
+            Describe(detail, drugs[i]);
+        }
+
+        detail.Append(".\n\n");
         detail.Append("**Risk:** ").Append(head.Rule.Risk).Append("\n\n");
 
         var factors = problem.All.SelectMany(f => f.Factors).DistinctBy(f => f.Text).ToList();
@@ -124,37 +140,78 @@ public static class CardBuilder
             detail.Append('\n');
         }
 
-        var sources = problem.All.SelectMany(SourcesShown).Distinct();
-        detail.Append("**Sources:** ").AppendJoin("; ", sources.Select(s => $"[{s.Label}]({s.Url})")).Append('.');
-        return detail.ToString();
+        detail.Append("**Sources:** ");
+        var sources = new List<RuleSource>();
+        foreach (var finding in problem.All)
+        {
+            var ruleSources = finding.Rule.Sources;
+            for (var i = 0; i < ruleSources.Count; i++)
+            {
+                var source = ruleSources[i];
+                if (!Shown(finding, source) || FirstIndexOf(ruleSources, source.Id) < i || sources.Exists(s => SameSource(s, source))) continue;
+                if (sources.Count > 0) detail.Append("; ");
+                detail.Append('[').Append(source.Label).Append("](").Append(source.Url).Append(')');
+                sources.Add(source);
+            }
+        }
+
+        var text = detail.Append('.').ToString();
+        if (detail.Capacity <= 16 * 1024) _builder = detail; // an unusually long one is left to the GC
+        return text;
     }
 
     // A source that only backs a patient factor (Beers for "age 65 and over") is cited only when that factor applies.
-    private static IEnumerable<RuleSource> SourcesShown(Finding finding)
+    private static bool Shown(Finding finding, RuleSource source)
     {
-        // By id: comparing the source records would hash their labels and URLs.
-        var factorOnly = finding.Rule.Factors.Select(f => f.Source?.Id).OfType<string>()
-            .Except(finding.Factors.Select(f => f.Source?.Id).OfType<string>(), StringComparer.Ordinal);
-        return finding.Rule.Sources.ExceptBy(factorOnly, s => s.Id, StringComparer.Ordinal);
+        if (!finding.Rule.Factors.Any(f => string.Equals(f.Source?.Id, source.Id, StringComparison.Ordinal))) return true;
+        return finding.Factors.Any(f => string.Equals(f.Source?.Id, source.Id, StringComparison.Ordinal));
     }
 
-    private static string Describe(ResolvedDrug drug)
+    private static int FirstIndexOf(IReadOnlyList<RuleSource> sources, string id)
+    {
+        for (var i = 0; i < sources.Count; i++)
+        {
+            if (string.Equals(sources[i].Id, id, StringComparison.Ordinal)) return i;
+        }
+
+        return -1;
+    }
+
+    // The same source cited by two rules: field by field, without hashing the records' texts.
+    private static bool SameSource(RuleSource x, RuleSource y) =>
+        string.Equals(x.Id, y.Id, StringComparison.Ordinal) && string.Equals(x.Label, y.Label, StringComparison.Ordinal)
+        && string.Equals(x.Url, y.Url, StringComparison.Ordinal);
+
+    private static void Describe(StringBuilder text, ResolvedDrug drug)
     {
         var medication = drug.Medication;
-        var text = Markdown(medication.Display);
-        if (medication.Dose is { } dose) text += $", {Markdown(dose)}";
-        if (drug.MgPerDay is { } mg) text += $" ({mg.ToString("0.###", CultureInfo.InvariantCulture)} mg/day)";
-        return text + medication.Status switch
+        Markdown(text, medication.Display);
+        if (medication.Dose is { } dose) Markdown(text.Append(", "), dose);
+        if (drug.MgPerDay is { } mg) text.Append(" (").Append(mg.ToString("0.###", CultureInfo.InvariantCulture)).Append(" mg/day)");
+        text.Append(medication.Status switch
         {
             Patients.MedicationStatus.New => " (new order)",
             Patients.MedicationStatus.Stopped when medication.StoppedOn is { } on => $" (stopped {on:yyyy-MM-dd})",
             Patients.MedicationStatus.Stopped => " (recently stopped)",
             _ => " (current)",
-        };
+        });
     }
 
-    private static List<string> DistinctIngredients(IReadOnlyList<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups) =>
-        [.. drugs.SelectMany(d => d.Ingredients).Where(i => Rule.InAny(groups, i.Code)).Select(i => i.Name).Distinct()];
+    // The names of the drugs' ingredients in these groups, each once, in order.
+    private static List<string> DistinctIngredients(IReadOnlyList<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups)
+    {
+        var names = new List<string>();
+        for (var i = 0; i < drugs.Count; i++)
+        {
+            var ingredients = drugs[i].Ingredients;
+            for (var j = 0; j < ingredients.Count; j++)
+            {
+                if (Rule.InAny(groups, ingredients[j].Code) && !names.Contains(ingredients[j].Name)) names.Add(ingredients[j].Name);
+            }
+        }
+
+        return names;
+    }
 
     // "clonazepam and lorazepam"; with more names than shown, "clonazepam, lorazepam and 1 more".
     private static string Names(List<string> names, int shown) =>
@@ -162,21 +219,24 @@ public static class CardBuilder
         : names.Count == shown + 1 && shown == 2 ? $"{names[0]}, {names[1]} and {names[2]}"
         : $"{string.Join(", ", names.Take(shown))} and {names.Count - shown} more";
 
-    private static string Capitalise(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
+    private static string Capitalise(string text) =>
+        text.Length == 0 || char.IsUpper(text[0]) ? text : string.Concat(char.ToUpperInvariant(text[0]).ToString(), text.AsSpan(1));
 
     private static readonly System.Buffers.SearchValues<char> MarkdownSpecial = System.Buffers.SearchValues.Create("\\`*_{}[]<>()#+!|~\r\n");
 
     // Medication names and dosage text come from the EHR: keep them from turning into markdown or HTML.
-    private static string Markdown(string text)
+    private static void Markdown(StringBuilder escaped, string text)
     {
-        if (!text.AsSpan().ContainsAny(MarkdownSpecial)) return text; // most names: nothing to escape
-        var escaped = new StringBuilder(text.Length + 8);
+        if (!text.AsSpan().ContainsAny(MarkdownSpecial))
+        {
+            escaped.Append(text); // most names: nothing to escape
+            return;
+        }
+
         foreach (var c in text)
         {
             if (c is not ('\r' or '\n') && MarkdownSpecial.Contains(c)) escaped.Append('\\');
             escaped.Append(c is '\r' or '\n' ? ' ' : c);
         }
-
-        return escaped.ToString();
     }
 }

@@ -8,12 +8,13 @@ namespace CdsHooks.Engine.Evaluation;
 /// dose in mg.</summary>
 public sealed record ResolvedDrug(MedicationUse Medication, IReadOnlyList<Ingredient> Ingredients, decimal? MgPerDay)
 {
-    // A loop, not Any with a lambda: called for every drug and every candidate rule, it should not allocate.
+    // Called for every drug and every candidate rule, so it must not allocate: an index loop, because foreach over an
+    // IReadOnlyList boxes its enumerator.
     public bool IsIn(IReadOnlyList<DrugGroup> groups)
     {
-        foreach (var ingredient in Ingredients)
+        for (var i = 0; i < Ingredients.Count; i++)
         {
-            if (Rule.InAny(groups, ingredient.Code)) return true;
+            if (Rule.InAny(groups, Ingredients[i].Code)) return true;
         }
 
         return false;
@@ -51,34 +52,95 @@ public sealed class Evaluator(KnowledgeBase knowledge)
 
     /// <summary>The problems to show, most severe first. A rule fires only when one of its drugs is a new order:
     /// two long-standing drugs do not alert again whenever something unrelated is ordered.</summary>
+    // Loops rather than LINQ in Evaluate and Find: they run for every hook call, per drug and per candidate rule, and
+    // their iterators, closures and boxed enumerators were a quarter of a call's allocations (docs/performance.md).
     public IReadOnlyList<Problem> Evaluate(PatientContext patient)
     {
-        var drugs = patient.Medications.Select(m => Resolve(m)).ToList();
-        var candidates = drugs.Where(d => d.Medication.IsNew)
-            .SelectMany(d => d.Ingredients)
-            .SelectMany(i => knowledge.RulesFor(i.Code))
-            .Distinct<Rule>(ReferenceEqualityComparer.Instance);
+        var drugs = new List<ResolvedDrug>(patient.Medications.Count);
+        for (var i = 0; i < patient.Medications.Count; i++) drugs.Add(Resolve(patient.Medications[i]));
 
-        var findings = candidates
-            .Select(rule => Find(rule, patient, drugs))
-            .OfType<Finding>()
-            .OrderByDescending(f => f.Indicator)
-            .ThenBy(f => SeverityRank(f.Rule.Severity))
-            .ThenByDescending(f => f.Medications.Count())
-            .ThenBy(f => f.Rule.Id, StringComparer.Ordinal);
+        // The rules a new order's ingredients can trigger, each once, in the order first met.
+        var candidates = new List<Rule>();
+        foreach (var drug in drugs)
+        {
+            if (!drug.Medication.IsNew) continue;
+            for (var i = 0; i < drug.Ingredients.Count; i++)
+            {
+                var rules = knowledge.RulesFor(drug.Ingredients[i].Code);
+                for (var j = 0; j < rules.Count; j++)
+                {
+                    if (!ContainsSame(candidates, rules[j])) candidates.Add(rules[j]);
+                }
+            }
+        }
+
+        var findings = new List<Finding>();
+        foreach (var rule in candidates)
+        {
+            if (Find(rule, patient, drugs) is { } finding) findings.Add(finding);
+        }
+
+        // Most severe first; rule ids are unique, so the order is total and the sort need not be stable.
+        findings.Sort(static (x, y) =>
+        {
+            var order = ((int)y.Indicator).CompareTo((int)x.Indicator);
+            if (order == 0) order = SeverityRank(x.Rule.Severity).CompareTo(SeverityRank(y.Rule.Severity));
+            if (order == 0) order = (y.SideA.Count + y.SideB.Count).CompareTo(x.SideA.Count + x.SideB.Count);
+            return order != 0 ? order : string.CompareOrdinal(x.Rule.Id, y.Rule.Id);
+        });
 
         var problems = new List<(Finding Head, List<Finding> Joined)>();
         foreach (var finding in findings)
         {
-            var medications = finding.Medications.ToHashSet<MedicationUse>(ReferenceEqualityComparer.Instance);
             // Only into a card about the same drugs or more: a one-drug card must not swallow a pair (a boxed warning
             // would end up as a footnote under "clonazepam with liver disease").
-            var same = problems.FindIndex(p => medications.IsSubsetOf(p.Head.Medications));
+            var same = -1;
+            for (var i = 0; i < problems.Count && same < 0; i++)
+            {
+                if (AllAmong(finding, problems[i].Head)) same = i;
+            }
+
             if (same >= 0) problems[same].Joined.Add(finding);
             else problems.Add((finding, []));
         }
 
         return [.. problems.Select(p => new Problem(p.Head, p.Joined))];
+    }
+
+    private static bool ContainsSame<T>(List<T> list, T item) where T : class
+    {
+        foreach (var x in list)
+        {
+            if (ReferenceEquals(x, item)) return true;
+        }
+
+        return false;
+    }
+
+    // Every medication of the finding is one of the other finding's (the same instances).
+    private static bool AllAmong(Finding finding, Finding other)
+    {
+        return Among(finding.SideA) && Among(finding.SideB);
+
+        bool Among(IReadOnlyList<ResolvedDrug> drugs)
+        {
+            for (var i = 0; i < drugs.Count; i++)
+            {
+                if (!Has(other.SideA, drugs[i].Medication) && !Has(other.SideB, drugs[i].Medication)) return false;
+            }
+
+            return true;
+        }
+
+        static bool Has(IReadOnlyList<ResolvedDrug> drugs, MedicationUse medication)
+        {
+            for (var i = 0; i < drugs.Count; i++)
+            {
+                if (ReferenceEquals(drugs[i].Medication, medication)) return true;
+            }
+
+            return false;
+        }
     }
 
     private static int SeverityRank(string severity) => severity switch
@@ -113,37 +175,39 @@ public sealed class Evaluator(KnowledgeBase knowledge)
 
     private static Finding? Find(Rule rule, PatientContext patient, List<ResolvedDrug> drugs, List<string>? trace = null)
     {
-        // A stopped drug counts only for look-back rules: within the window, or on an unknown day (it may have been
-        // yesterday).
-        bool Counts(ResolvedDrug d) => d.Medication.Status != MedicationStatus.Stopped
-            || (rule.StoppedWithinDays is { } days
-                && (d.Medication.StoppedOn is not { } stopped || patient.Today.DayNumber - stopped.DayNumber <= days));
-
         List<ResolvedDrug> sideA, sideB = [];
         switch (rule.Kind)
         {
             case RuleKind.Pair:
-                var a = drugs.Where(d => Counts(d) && d.IsIn(rule.SideA)).ToList();
-                var b = a.Count == 0 && trace is null ? [] : drugs.Where(d => Counts(d) && d.IsIn(rule.SideB)).ToList();
+                var a = Counting(drugs, rule, patient, rule.SideA);
+                var b = a.Count == 0 && trace is null ? [] : Counting(drugs, rule, patient, rule.SideB);
                 // A drug does not interact with itself: a renewal of lorazepam beside the old lorazepam order is not
                 // "lorazepam + lorazepam".
-                var pairs = (from x in a from y in b
-                             where !ReferenceEquals(x, y) && (x.Medication.IsNew || y.Medication.IsNew) && Different(x, y, rule)
-                             select (x, y)).ToList();
+                sideA = [];
+                foreach (var x in a)
+                {
+                    foreach (var y in b)
+                    {
+                        if (ReferenceEquals(x, y) || !(x.Medication.IsNew || y.Medication.IsNew) || !Different(x, y, rule)) continue;
+                        if (!ContainsSame(sideA, x)) sideA.Add(x);
+                        if (!ContainsSame(sideB, y)) sideB.Add(y);
+                    }
+                }
+
                 trace?.Add($"side a ({Groups(rule.SideA)}): {Drugs(a)}");
                 trace?.Add($"side b ({Groups(rule.SideB)}): {Drugs(b)}");
-                if (pairs.Count == 0)
+                if (sideA.Count == 0)
                 {
                     trace?.Add("not fired: no pair of different drugs with a new order on one side");
                     return null;
                 }
 
-                sideA = [.. pairs.Select(p => p.x).Distinct<ResolvedDrug>(ReferenceEqualityComparer.Instance).OrderByDescending(d => d.Medication.IsNew)];
-                sideB = [.. pairs.Select(p => p.y).Distinct<ResolvedDrug>(ReferenceEqualityComparer.Instance).OrderByDescending(d => d.Medication.IsNew)];
+                sideA = NewFirst(sideA);
+                sideB = NewFirst(sideB);
                 break;
 
             case RuleKind.Count:
-                sideA = [.. drugs.Where(d => Counts(d) && d.IsIn(rule.SideA)).OrderByDescending(d => d.Medication.IsNew)];
+                sideA = NewFirst(Counting(drugs, rule, patient, rule.SideA));
                 var distinct = sideA.SelectMany(d => d.Ingredients).Where(i => Rule.InAny(rule.SideA, i.Code)).Select(i => i.Code).Distinct().Count();
                 trace?.Add($"{Groups(rule.SideA)}: {Drugs(sideA)}: {distinct} distinct ingredients, {rule.CountAtLeast} needed");
                 if (distinct < rule.CountAtLeast || !sideA.Exists(d => d.Medication.IsNew))
@@ -155,7 +219,12 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                 break;
 
             default:
-                sideA = [.. drugs.Where(d => d.Medication.IsNew && d.IsIn(rule.SideA))];
+                sideA = [];
+                foreach (var d in drugs)
+                {
+                    if (d.Medication.IsNew && d.IsIn(rule.SideA)) sideA.Add(d);
+                }
+
                 trace?.Add($"new orders in {Groups(rule.SideA)}: {Drugs(sideA)}");
                 if (sideA.Count == 0)
                 {
@@ -166,32 +235,41 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                 break;
         }
 
-        var current = drugs.Where(d => d.Medication.Status != MedicationStatus.Stopped).ToList();
-        // Excluding drugs means drugs the patient already takes: a new order never silences its own rule.
-        if (rule.ExcludedConditions.FirstOrDefault(g => HasCondition(patient, g)) is { } condition)
+        var current = new List<ResolvedDrug>(drugs.Count);
+        foreach (var d in drugs)
         {
-            trace?.Add($"not fired: excluded by the condition {condition.Name}");
+            if (d.Medication.Status != MedicationStatus.Stopped) current.Add(d);
+        }
+
+        for (var i = 0; i < rule.ExcludedConditions.Count; i++)
+        {
+            if (!HasCondition(patient, rule.ExcludedConditions[i])) continue;
+            trace?.Add($"not fired: excluded by the condition {rule.ExcludedConditions[i].Name}");
             return null;
         }
 
-        if (current.FirstOrDefault(d => !d.Medication.IsNew && d.IsIn(rule.ExcludedDrugs)) is { } taken)
+        // Excluding drugs means drugs the patient already takes: a new order never silences its own rule.
+        foreach (var taken in current)
         {
+            if (taken.Medication.IsNew || !taken.IsIn(rule.ExcludedDrugs)) continue;
             trace?.Add($"not fired: excluded because the patient already takes {taken.Medication.Display}");
             return null;
         }
 
-        var involved = sideA.Concat(sideB).ToHashSet<ResolvedDrug>(ReferenceEqualityComparer.Instance);
         var applying = new List<PatientFactor>();
-        foreach (var factor in rule.Factors)
+        for (var i = 0; i < rule.Factors.Count; i++)
         {
-            var applies = Applies(factor, patient, sideA, sideB, current, involved);
+            var factor = rule.Factors[i];
+            var applies = Applies(factor, patient, sideA, sideB, current);
             if (applies) applying.Add(factor);
             trace?.Add($"factor {factor.Id}: {(applies ? "applies" : "does not apply")}{(factor.AgeAtLeast is { } age ? $" (age {patient.Age?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}, threshold {age})" : "")}");
         }
 
-        if (rule.Requires.FirstOrDefault(r => !applying.Contains(r)) is { } missing)
+        // Required factors are the rule's own factor instances.
+        for (var i = 0; i < rule.Requires.Count; i++)
         {
-            trace?.Add($"not fired: requires the factor {missing.Id}");
+            if (ContainsSame(applying, rule.Requires[i])) continue;
+            trace?.Add($"not fired: requires the factor {rule.Requires[i].Id}");
             return null;
         }
 
@@ -199,6 +277,39 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         trace?.Add($"fired: {indicator.ToString().ToLowerInvariant()} (rule {rule.Indicator.ToString().ToLowerInvariant()}, " +
             $"{applying.Count(f => f.Escalates)} escalating factor(s){(rule.CriticalWhenEscalators is { } n ? $", critical from {n}" : "")})");
         return new Finding(rule, sideA, sideB, applying, patient.Age, indicator);
+    }
+
+    // The drugs matched by these groups that count for the rule: a stopped drug counts only for look-back rules,
+    // within the window, or on an unknown day (it may have been yesterday).
+    private static List<ResolvedDrug> Counting(List<ResolvedDrug> drugs, Rule rule, PatientContext patient, IReadOnlyList<DrugGroup> groups)
+    {
+        var found = new List<ResolvedDrug>();
+        foreach (var d in drugs)
+        {
+            var counts = d.Medication.Status != MedicationStatus.Stopped
+                || (rule.StoppedWithinDays is { } days
+                    && (d.Medication.StoppedOn is not { } stopped || patient.Today.DayNumber - stopped.DayNumber <= days));
+            if (counts && d.IsIn(groups)) found.Add(d);
+        }
+
+        return found;
+    }
+
+    // New orders first, the others in the order given (as a stable sort would).
+    private static List<ResolvedDrug> NewFirst(List<ResolvedDrug> drugs)
+    {
+        var ordered = new List<ResolvedDrug>(drugs.Count);
+        foreach (var d in drugs)
+        {
+            if (d.Medication.IsNew) ordered.Add(d);
+        }
+
+        foreach (var d in drugs)
+        {
+            if (!d.Medication.IsNew) ordered.Add(d);
+        }
+
+        return ordered;
     }
 
     private static string Groups(IReadOnlyList<DrugGroup> groups) => string.Join(", ", groups.Select(g => g.Name));
@@ -210,16 +321,33 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         return described.Count == 0 ? "none" : string.Join("; ", described);
     }
 
+    // The ingredients that put x on side a and y on side b are not all one and the same.
     private static bool Different(ResolvedDrug x, ResolvedDrug y, Rule rule)
     {
-        var onA = x.Ingredients.Where(i => Rule.InAny(rule.SideA, i.Code)).Select(i => i.Code);
-        var onB = y.Ingredients.Where(i => Rule.InAny(rule.SideB, i.Code)).Select(i => i.Code);
-        return onA.Concat(onB).Distinct().Count() > 1;
+        string? first = null;
+        return Differs(x.Ingredients, rule.SideA) || Differs(y.Ingredients, rule.SideB);
+
+        bool Differs(IReadOnlyList<Ingredient> ingredients, IReadOnlyList<DrugGroup> groups)
+        {
+            for (var i = 0; i < ingredients.Count; i++)
+            {
+                if (!Rule.InAny(groups, ingredients[i].Code)) continue;
+                first ??= ingredients[i].Code;
+                if (!string.Equals(first, ingredients[i].Code, StringComparison.Ordinal)) return true;
+            }
+
+            return false;
+        }
     }
 
     private static Indicator IndicatorOf(Rule rule, List<PatientFactor> applying)
     {
-        var indicator = applying.Select(f => f.Indicator).OfType<Indicator>().Append(rule.Indicator).Max();
+        var indicator = rule.Indicator;
+        foreach (var factor in applying)
+        {
+            if (factor.Indicator is { } raised && raised > indicator) indicator = raised;
+        }
+
         var escalators = applying.Count(f => f.Escalates);
         if (rule.CriticalWhenEscalators is { } needed && escalators >= needed) return Indicator.Critical;
         if (escalators == 0)
@@ -234,11 +362,12 @@ public sealed class Evaluator(KnowledgeBase knowledge)
     }
 
     private static bool Applies(PatientFactor factor, PatientContext patient, List<ResolvedDrug> sideA, List<ResolvedDrug> sideB,
-        List<ResolvedDrug> current, HashSet<ResolvedDrug> involved)
+        List<ResolvedDrug> current)
     {
         if (factor.AgeAtLeast is { } age && !(patient.Age >= age)) return false;
         if (factor.Conditions.Count > 0 && !factor.Conditions.Any(g => HasCondition(patient, g))) return false;
-        if (factor.Drugs.Count > 0 && !current.Exists(d => !involved.Contains(d) && d.IsIn(factor.Drugs))) return false;
+        // Another drug: one the rule's sides did not match.
+        if (factor.Drugs.Count > 0 && !current.Exists(d => !ContainsSame(sideA, d) && !ContainsSame(sideB, d) && d.IsIn(factor.Drugs))) return false;
         if (factor.DailyDoseAbove is { } above && !Dosed(above).Exists(d => d.MgPerDay > above.Mg)) return false;
         if (factor.DailyDoseAtMost is { } atMost)
         {
@@ -258,9 +387,29 @@ public sealed class Evaluator(KnowledgeBase knowledge)
     /// in its text ("Klonopin 0.5 mg tablet").</summary>
     public ResolvedDrug Resolve(MedicationUse medication)
     {
-        var ingredients = medication.RxNormCodes.SelectMany(knowledge.IngredientsOf).DistinctBy(i => i.Code).ToList();
+        var ingredients = IngredientsOf(medication.RxNormCodes);
         if (ingredients.Count == 0) ingredients = FromText(medication.Text);
         return new ResolvedDrug(medication, ingredients, ingredients.Count == 1 ? MgPerDay(medication) : null);
+    }
+
+    // The ingredients of the codes, each once. For one code (the usual case) that is the knowledge's own list, which
+    // holds each ingredient once already.
+    private IReadOnlyList<Ingredient> IngredientsOf(IReadOnlyList<string> codes)
+    {
+        if (codes.Count == 1) return knowledge.IngredientsOf(codes[0]);
+        var found = new List<Ingredient>();
+        for (var i = 0; i < codes.Count; i++)
+        {
+            var ingredients = knowledge.IngredientsOf(codes[i]);
+            for (var j = 0; j < ingredients.Count; j++)
+            {
+                var seen = false;
+                for (var k = 0; k < found.Count && !seen; k++) seen = string.Equals(found[k].Code, ingredients[j].Code, StringComparison.Ordinal);
+                if (!seen) found.Add(ingredients[j]);
+            }
+        }
+
+        return found;
     }
 
     private List<Ingredient> FromText(string text)

@@ -18,9 +18,26 @@ public sealed record IssuedCard(Card Card, string RuleId, int RuleVersion, strin
 
     public static IssuedCard From(Problem problem)
     {
-        var drugs = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).SelectMany(d => d.Ingredients).Select(i => i.Code)
-            .Distinct().Order(StringComparer.Ordinal);
-        return new IssuedCard(CardBuilder.Build(problem), problem.Head.Rule.Id, problem.Head.Rule.Version, string.Join('+', drugs));
+        var codes = new List<string>();
+        foreach (var finding in problem.All)
+        {
+            Add(finding.SideA);
+            Add(finding.SideB);
+        }
+
+        codes.Sort(StringComparer.Ordinal);
+        return new IssuedCard(CardBuilder.Build(problem), problem.Head.Rule.Id, problem.Head.Rule.Version, string.Join('+', codes));
+
+        void Add(IReadOnlyList<ResolvedDrug> drugs)
+        {
+            for (var i = 0; i < drugs.Count; i++)
+            {
+                for (var j = 0; j < drugs[i].Ingredients.Count; j++)
+                {
+                    if (!codes.Contains(drugs[i].Ingredients[j].Code)) codes.Add(drugs[i].Ingredients[j].Code);
+                }
+            }
+        }
     }
 }
 

@@ -43,9 +43,10 @@ public sealed record Rule(
 {
     public static bool InAny(IReadOnlyList<DrugGroup> groups, string ingredientCode)
     {
-        foreach (var group in groups)
+        // An index loop: foreach over an IReadOnlyList boxes its enumerator, and this runs per drug and rule.
+        for (var i = 0; i < groups.Count; i++)
         {
-            if (group.Ingredients.ContainsKey(ingredientCode)) return true;
+            if (groups[i].Ingredients.ContainsKey(ingredientCode)) return true;
         }
 
         return false;
