@@ -112,17 +112,19 @@ public static class FhirJson
 
     /// <summary>The concrete FHIR R4 resource type a JSON object declares in <c>resourceType</c>, or null with the
     /// problem added to <paramref name="issues"/>.</summary>
-    internal static Type? ResourceTypeOf(JsonElement element, string location, ICollection<RequestIssue> issues)
+    /// <remarks>The location is any object whose text is the location, made into text only for a problem.</remarks>
+    internal static Type? ResourceTypeOf<TLocation>(JsonElement element, TLocation location, ICollection<RequestIssue> issues)
+        where TLocation : notnull
     {
         if (element.ValueKind != JsonValueKind.Object)
         {
-            issues.Add(new RequestIssue(location, "invalid-type", "Expected a FHIR resource (a JSON object)."));
+            issues.Add(new RequestIssue(location.ToString()!, "invalid-type", "Expected a FHIR resource (a JSON object)."));
             return null;
         }
 
         if (!element.TryGetProperty("resourceType", out var type) || type.ValueKind != JsonValueKind.String)
         {
-            issues.Add(new RequestIssue(location, "invalid-resource", "A FHIR resource needs a 'resourceType' string."));
+            issues.Add(new RequestIssue(location.ToString()!, "invalid-resource", "A FHIR resource needs a 'resourceType' string."));
             return null;
         }
 
@@ -138,7 +140,7 @@ public static class FhirJson
 
         if (ModelInfo.GetTypeForFhirType(typeName) is not { IsAbstract: false } concrete || !concrete.IsAssignableTo(typeof(Resource)))
         {
-            issues.Add(new RequestIssue(location + ".resourceType", "invalid-resource", "Not a concrete FHIR R4 resource type."));
+            issues.Add(new RequestIssue($"{location}.resourceType", "invalid-resource", "Not a concrete FHIR R4 resource type."));
             return null;
         }
 

@@ -23,7 +23,7 @@ public static class PrefetchReader
     public static Resource? ReadResource(JsonElement element, string location, ICollection<RequestIssue> issues)
     {
         var type = FhirJson.ResourceTypeOf(element, location, issues);
-        return type is null ? null : new Reader(issues, keepSource: false).Resource(element, location, type);
+        return type is null ? null : new Reader(issues, keepSource: false).Resource(element, At.Root(location), type);
     }
 
     /// <summary>Reads orders being placed (a resource, or a Bundle of them) like prefetch, and keeps each resource's
@@ -32,7 +32,7 @@ public static class PrefetchReader
     public static Resource? ReadOrders(JsonElement element, string location, ICollection<RequestIssue> issues)
     {
         var type = FhirJson.ResourceTypeOf(element, location, issues);
-        return type is null ? null : new Reader(issues, keepSource: true).Resource(element, location, type);
+        return type is null ? null : new Reader(issues, keepSource: true).Resource(element, At.Root(location), type);
     }
 
     /// <summary>The whole resource for one this reader read: parsed by Firely from the JSON kept beside it (once, however
@@ -57,9 +57,39 @@ public static class PrefetchReader
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool>[] Validated =
         [.. Enum.GetValues<Literal>().Select(_ => new System.Collections.Concurrent.ConcurrentDictionary<string, bool>(StringComparer.Ordinal))];
 
+    /// <summary>Where a value is in the request ("prefetch.medications.entry[2].resource.dosageInstruction[0]"), made
+    /// into text only for a problem: most requests have none, and building every location as a string was a third of
+    /// the reader's allocations (docs/performance.md).</summary>
+    private sealed class At
+    {
+        private readonly At? _parent;
+        private readonly string _name;
+        private readonly int _index;
+        private string? _text;
+
+        private At(At? parent, string name, int index)
+        {
+            _parent = parent;
+            _name = name;
+            _index = index;
+        }
+
+        public static At Root(string location) => new(null, location, -1);
+
+        /// <summary>A property below this one; <paramref name="name"/> may name a path ("timing.repeat").</summary>
+        public At Then(string name) => new(this, name, -1);
+
+        public At Item(string name, int index) => new(this, name, index);
+
+        public override string ToString() => _text ??=
+            _parent is null ? _name
+            : _index < 0 ? $"{_parent}.{_name}"
+            : $"{_parent}.{_name}[{_index.ToString(System.Globalization.CultureInfo.InvariantCulture)}]";
+    }
+
     private readonly struct Reader(ICollection<RequestIssue> issues, bool keepSource)
     {
-        public Resource Resource(JsonElement e, string at, Type type)
+        public Resource Resource(JsonElement e, At at, Type type)
         {
             Resource resource =
                 type == typeof(Bundle) ? Bundle(e, at)
@@ -79,7 +109,7 @@ public static class PrefetchReader
             return resource;
         }
 
-        private Bundle Bundle(JsonElement e, string at)
+        private Bundle Bundle(JsonElement e, At at)
         {
             var bundle = new Bundle();
             foreach (var (link, linkAt) in Items(e, "link", at))
@@ -96,7 +126,7 @@ public static class PrefetchReader
                 var component = new Bundle.EntryComponent();
                 if (Object(entry, "resource", entryAt, out var resource))
                 {
-                    var resourceAt = entryAt + ".resource";
+                    var resourceAt = entryAt.Then("resource");
                     if (FhirJson.ResourceTypeOf(resource, resourceAt, issues) is { } resourceType) component.Resource = Resource(resource, resourceAt, resourceType);
                 }
 
@@ -106,14 +136,14 @@ public static class PrefetchReader
             return bundle;
         }
 
-        private Patient Patient(JsonElement e, string at)
+        private Patient Patient(JsonElement e, At at)
         {
             var patient = new Patient();
             if (Primitive(e, "birthDate", at, Literal.Date) is { } birthDate) patient.BirthDateElement = new Date(birthDate);
             return patient;
         }
 
-        private MedicationRequest MedicationRequest(JsonElement e, string at)
+        private MedicationRequest MedicationRequest(JsonElement e, At at)
         {
             var request = new MedicationRequest();
             if (MedicationChoice(e, at) is { } medication) request.Medication = medication;
@@ -121,12 +151,12 @@ public static class PrefetchReader
             if (Primitive(e, "intent", at, Literal.Code) is { } intent) request.IntentElement = new() { JsonValue = intent };
             Contained(e, at, request.Contained);
             foreach (var (dosage, dosageAt) in Items(e, "dosageInstruction", at)) request.DosageInstruction.Add(Dosage(dosage, dosageAt));
-            if (Object(e, "dispenseRequest", at, out var dispense) && Object(dispense, "validityPeriod", at + ".dispenseRequest", out var validity))
+            if (Object(e, "dispenseRequest", at, out var dispense) && Object(dispense, "validityPeriod", at.Then("dispenseRequest"), out var validity))
             {
-                request.DispenseRequest = new MedicationRequest.DispenseRequestComponent { ValidityPeriod = Period(validity, at + ".dispenseRequest.validityPeriod") };
+                request.DispenseRequest = new MedicationRequest.DispenseRequestComponent { ValidityPeriod = Period(validity, at.Then("dispenseRequest.validityPeriod")) };
             }
 
-            if (Object(e, "meta", at, out var meta) && Primitive(meta, "lastUpdated", at + ".meta", Literal.Instant) is { } updated)
+            if (Object(e, "meta", at, out var meta) && Primitive(meta, "lastUpdated", at.Then("meta"), Literal.Instant) is { } updated)
             {
                 request.Meta = new Meta { LastUpdatedElement = new Instant { JsonValue = updated } };
             }
@@ -134,7 +164,7 @@ public static class PrefetchReader
             return request;
         }
 
-        private MedicationStatement MedicationStatement(JsonElement e, string at)
+        private MedicationStatement MedicationStatement(JsonElement e, At at)
         {
             var statement = new MedicationStatement();
             if (MedicationChoice(e, at) is { } medication) statement.Medication = medication;
@@ -143,18 +173,18 @@ public static class PrefetchReader
             foreach (var (dosage, dosageAt) in Items(e, "dosage", at)) statement.Dosage.Add(Dosage(dosage, dosageAt));
             if (!OneOf(e, at, "effective", "effectiveDateTime", "effectivePeriod")) return statement;
             if (Primitive(e, "effectiveDateTime", at, Literal.DateTime) is { } effective) statement.Effective = new FhirDateTime(effective);
-            else if (Object(e, "effectivePeriod", at, out var period)) statement.Effective = Period(period, at + ".effectivePeriod");
+            else if (Object(e, "effectivePeriod", at, out var period)) statement.Effective = Period(period, at.Then("effectivePeriod"));
             return statement;
         }
 
-        private Condition Condition(JsonElement e, string at) => new()
+        private Condition Condition(JsonElement e, At at) => new()
         {
             ClinicalStatus = Concept(e, "clinicalStatus", at),
             VerificationStatus = Concept(e, "verificationStatus", at),
             Code = Concept(e, "code", at),
         };
 
-        private Medication Medication(JsonElement e, string at)
+        private Medication Medication(JsonElement e, At at)
         {
             var medication = new Medication { Code = Concept(e, "code", at) };
             foreach (var (ingredient, ingredientAt) in Items(e, "ingredient", at))
@@ -173,12 +203,12 @@ public static class PrefetchReader
         }
 
         // medication[x]: a CodeableConcept or a Reference.
-        private DataType? MedicationChoice(JsonElement e, string at) => OneOf(e, at, "medication", "medicationCodeableConcept", "medicationReference")
+        private DataType? MedicationChoice(JsonElement e, At at) => OneOf(e, at, "medication", "medicationCodeableConcept", "medicationReference")
             ? (DataType?)Concept(e, "medicationCodeableConcept", at) ?? Reference(e, "medicationReference", at)
             : null;
 
         // Contained Medications are read (a "#med1" reference resolves to one); other contained resources by type only.
-        private void Contained(JsonElement e, string at, List<Resource> contained)
+        private void Contained(JsonElement e, At at, List<Resource> contained)
         {
             foreach (var (resource, resourceAt) in Items(e, "contained", at))
             {
@@ -189,12 +219,12 @@ public static class PrefetchReader
             }
         }
 
-        private Dosage Dosage(JsonElement e, string at)
+        private Dosage Dosage(JsonElement e, At at)
         {
             var dosage = new Dosage { Text = Primitive(e, "text", at, Literal.String) };
-            if (Object(e, "timing", at, out var timing) && Object(timing, "repeat", at + ".timing", out var repeat))
+            if (Object(e, "timing", at, out var timing) && Object(timing, "repeat", at.Then("timing"), out var repeat))
             {
-                dosage.Timing = new Timing { Repeat = Repeat(repeat, at + ".timing.repeat") };
+                dosage.Timing = new Timing { Repeat = Repeat(repeat, at.Then("timing.repeat")) };
             }
 
             if (OneOf(e, at, "asNeeded", "asNeededBoolean", "asNeededCodeableConcept"))
@@ -207,8 +237,8 @@ public static class PrefetchReader
                 var component = new Dosage.DoseAndRateComponent();
                 if (OneOf(doseAndRate, doseAt, "dose", "doseQuantity", "doseRange"))
                 {
-                    if (Object(doseAndRate, "doseQuantity", doseAt, out var quantity)) component.Dose = Quantity(quantity, doseAt + ".doseQuantity");
-                    else if (Object(doseAndRate, "doseRange", doseAt, out var range)) component.Dose = Range(range, doseAt + ".doseRange");
+                    if (Object(doseAndRate, "doseQuantity", doseAt, out var quantity)) component.Dose = Quantity(quantity, doseAt.Then("doseQuantity"));
+                    else if (Object(doseAndRate, "doseRange", doseAt, out var range)) component.Dose = Range(range, doseAt.Then("doseRange"));
                 }
 
                 dosage.DoseAndRate.Add(component);
@@ -218,15 +248,15 @@ public static class PrefetchReader
             {
                 dosage.MaxDosePerPeriod = new Ratio
                 {
-                    Numerator = Object(max, "numerator", at + ".maxDosePerPeriod", out var n) ? Quantity(n, at + ".maxDosePerPeriod.numerator") : null,
-                    Denominator = Object(max, "denominator", at + ".maxDosePerPeriod", out var d) ? Quantity(d, at + ".maxDosePerPeriod.denominator") : null,
+                    Numerator = Object(max, "numerator", at.Then("maxDosePerPeriod"), out var n) ? Quantity(n, at.Then("maxDosePerPeriod.numerator")) : null,
+                    Denominator = Object(max, "denominator", at.Then("maxDosePerPeriod"), out var d) ? Quantity(d, at.Then("maxDosePerPeriod.denominator")) : null,
                 };
             }
 
             return dosage;
         }
 
-        private Timing.RepeatComponent Repeat(JsonElement e, string at)
+        private Timing.RepeatComponent Repeat(JsonElement e, At at)
         {
             var repeat = new Timing.RepeatComponent
             {
@@ -236,7 +266,7 @@ public static class PrefetchReader
             };
             if (OneOf(e, at, "bounds", "boundsPeriod", "boundsDuration", "boundsRange") && Object(e, "boundsPeriod", at, out var bounds))
             {
-                repeat.Bounds = Period(bounds, at + ".boundsPeriod");
+                repeat.Bounds = Period(bounds, at.Then("boundsPeriod"));
             }
 
             if (Primitive(e, "periodUnit", at, Literal.Code) is { } unit) repeat.PeriodUnitElement = new() { JsonValue = unit };
@@ -244,7 +274,7 @@ public static class PrefetchReader
             {
                 if (when.ValueKind != JsonValueKind.Array)
                 {
-                    Problem(at + ".when", Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
+                    Problem($"{at}.when", Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
                     return repeat;
                 }
 
@@ -262,9 +292,9 @@ public static class PrefetchReader
             return repeat;
         }
 
-        private Period Period(JsonElement e, string at) => new() { End = Primitive(e, "end", at, Literal.DateTime) };
+        private Period Period(JsonElement e, At at) => new() { End = Primitive(e, "end", at, Literal.DateTime) };
 
-        private Quantity Quantity(JsonElement e, string at) => new()
+        private Quantity Quantity(JsonElement e, At at) => new()
         {
             Value = Decimal(e, "value", at),
             Unit = Primitive(e, "unit", at, Literal.String),
@@ -272,16 +302,16 @@ public static class PrefetchReader
             Code = Primitive(e, "code", at, Literal.Code),
         };
 
-        private Hl7.Fhir.Model.Range Range(JsonElement e, string at) => new()
+        private Hl7.Fhir.Model.Range Range(JsonElement e, At at) => new()
         {
-            Low = Object(e, "low", at, out var low) ? Quantity(low, at + ".low") : null,
-            High = Object(e, "high", at, out var high) ? Quantity(high, at + ".high") : null,
+            Low = Object(e, "low", at, out var low) ? Quantity(low, at.Then("low")) : null,
+            High = Object(e, "high", at, out var high) ? Quantity(high, at.Then("high")) : null,
         };
 
-        private CodeableConcept? Concept(JsonElement parent, string name, string at)
+        private CodeableConcept? Concept(JsonElement parent, string name, At at)
         {
             if (!Object(parent, name, at, out var e)) return null;
-            var conceptAt = at + "." + name;
+            var conceptAt = at.Then(name);
             var concept = new CodeableConcept { Text = Primitive(e, "text", conceptAt, Literal.String) };
             foreach (var (coding, codingAt) in Items(e, "coding", conceptAt))
             {
@@ -296,13 +326,13 @@ public static class PrefetchReader
             return concept;
         }
 
-        private ResourceReference? Reference(JsonElement parent, string name, string at)
+        private ResourceReference? Reference(JsonElement parent, string name, At at)
         {
             if (!Object(parent, name, at, out var e)) return null;
             return new ResourceReference
             {
-                Reference = Primitive(e, "reference", at + "." + name, Literal.String),
-                Display = Primitive(e, "display", at + "." + name, Literal.String),
+                Reference = Primitive(e, "reference", at.Then(name), Literal.String),
+                Display = Primitive(e, "display", at.Then(name), Literal.String),
             };
         }
 
@@ -326,7 +356,7 @@ public static class PrefetchReader
 
         /// <summary>A choice element (<c>medication[x]</c>, <c>dose[x]</c>) holds one type, named in its suffix: two
         /// types, or none, are refused, as Firely refuses them, rather than one read and the other ignored.</summary>
-        private bool OneOf(JsonElement parent, string at, string choice, params ReadOnlySpan<string> names)
+        private bool OneOf(JsonElement parent, At at, string choice, params ReadOnlySpan<string> names)
         {
             // "medication": {...} without its type: Firely refuses it, and skipping it would hide the drug.
             if (Property(parent, choice, out _))
@@ -343,7 +373,7 @@ public static class PrefetchReader
         }
 
         /// <summary>The items of an array element with their locations; an absent element has none.</summary>
-        private List<(JsonElement Item, string At)> Items(JsonElement parent, string name, string at)
+        private List<(JsonElement Item, At At)> Items(JsonElement parent, string name, At at)
         {
             if (!Property(parent, name, out var array)) return [];
             if (array.ValueKind != JsonValueKind.Array)
@@ -354,13 +384,13 @@ public static class PrefetchReader
                 return [];
             }
 
-            var items = new List<(JsonElement, string)>(array.GetArrayLength());
+            var items = new List<(JsonElement, At)>(array.GetArrayLength());
             var i = 0;
             foreach (var item in array.EnumerateArray())
             {
-                var itemAt = $"{at}.{name}[{i++}]";
+                var itemAt = at.Item(name, i++);
                 if (item.ValueKind == JsonValueKind.Object) items.Add((item, itemAt));
-                else Problem(itemAt, item.ValueKind switch
+                else Problem(itemAt.ToString(), item.ValueKind switch
                 {
                     JsonValueKind.Array => FhirJsonException.NESTED_ARRAY_CODE,
                     JsonValueKind.Null => FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE,
@@ -372,7 +402,7 @@ public static class PrefetchReader
         }
 
         /// <summary>A complex element: true when present and a JSON object.</summary>
-        private bool Object(JsonElement parent, string name, string at, out JsonElement value)
+        private bool Object(JsonElement parent, string name, At at, out JsonElement value)
         {
             if (!Property(parent, name, out value)) return false;
             if (value.ValueKind == JsonValueKind.Object) return true;
@@ -382,11 +412,11 @@ public static class PrefetchReader
             return false;
         }
 
-        private string? Primitive(JsonElement parent, string name, string at, Literal literal) =>
+        private string? Primitive(JsonElement parent, string name, At at, Literal literal) =>
             Property(parent, name, out var value) ? Text(value, at, name, literal) : null;
 
         // Locations are built only for a problem: most requests have none, and a hook call reads hundreds of values.
-        private string? Text(JsonElement value, string at, string name, Literal literal)
+        private string? Text(JsonElement value, At at, string name, Literal literal)
         {
             if (!IsPrimitive(value, at, name, JsonValueKind.String)) return null;
 
@@ -428,7 +458,7 @@ public static class PrefetchReader
             return valid;
         }
 
-        private decimal? Decimal(JsonElement parent, string name, string at)
+        private decimal? Decimal(JsonElement parent, string name, At at)
         {
             if (!Property(parent, name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
             if (value.TryGetDecimal(out var number)) return number;
@@ -437,7 +467,7 @@ public static class PrefetchReader
         }
 
         // positiveInt, the only integer type read (frequency, frequencyMax).
-        private int? PositiveInt(JsonElement parent, string name, string at)
+        private int? PositiveInt(JsonElement parent, string name, At at)
         {
             if (!Property(parent, name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
             if (value.TryGetInt32(out var number) && number > 0) return number;
@@ -445,7 +475,7 @@ public static class PrefetchReader
             return null;
         }
 
-        private bool? Boolean(JsonElement parent, string name, string at)
+        private bool? Boolean(JsonElement parent, string name, At at)
         {
             if (!Property(parent, name, out var value)) return null;
             if (value.ValueKind is JsonValueKind.True or JsonValueKind.False) return value.GetBoolean();
@@ -454,7 +484,7 @@ public static class PrefetchReader
         }
 
         /// <summary>True when the value is of the expected JSON kind; otherwise the problem is added.</summary>
-        private bool IsPrimitive(JsonElement value, string at, string name, JsonValueKind expected)
+        private bool IsPrimitive(JsonElement value, At at, string name, JsonValueKind expected)
         {
             if (value.ValueKind == expected) return true;
             Problem(at, name, value.ValueKind switch
@@ -467,8 +497,8 @@ public static class PrefetchReader
             return false;
         }
 
-        private void Problem(string at, string code) => issues.Add(new RequestIssue(at, "invalid-fhir", FhirJson.Describe(code)));
+        private void Problem(string location, string code) => issues.Add(new RequestIssue(location, "invalid-fhir", FhirJson.Describe(code)));
 
-        private void Problem(string at, string name, string code) => Problem($"{at}.{name}", code);
+        private void Problem(At at, string name, string code) => Problem($"{at}.{name}", code);
     }
 }
