@@ -6,11 +6,16 @@ WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props ./
 COPY src/CdsHooks.Engine/CdsHooks.Engine.csproj src/CdsHooks.Engine/
 COPY src/CdsHooks.Api/CdsHooks.Api.csproj src/CdsHooks.Api/
-RUN dotnet restore src/CdsHooks.Api/CdsHooks.Api.csproj
+# For the image's architecture (amd64, arm64), which ReadyToRun compiles for.
+ARG TARGETARCH
+RUN dotnet restore src/CdsHooks.Api/CdsHooks.Api.csproj -a $TARGETARCH
 COPY src/ src/
 COPY cards/ cards/
 COPY samples/patients/ samples/patients/
-RUN dotnet publish src/CdsHooks.Api/CdsHooks.Api.csproj -c Release --no-restore -o /app
+# ReadyToRun: compiled ahead of time, so the service does not JIT-compile its dependencies as it starts (Firely's
+# model alone is a 250 KB method): first call in about 0.6 s instead of 1 s, 40-70 MB less memory (docs/performance.md).
+RUN dotnet publish src/CdsHooks.Api/CdsHooks.Api.csproj -c Release --no-restore -a $TARGETARCH --self-contained false \
+    -p:PublishReadyToRun=true -o /app
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
 WORKDIR /app
