@@ -24,6 +24,13 @@ if (args is ["--write-tokens", var tokenDirectory, var count, var audience])
     return 0;
 }
 
+// --allocations typical|heavy [CALLS] reports the bytes each engine stage allocates per call and the types allocated most.
+if (args is ["--allocations", var size, .. var rest])
+{
+    AllocationReport.Run(size, rest is [var calls] ? int.Parse(calls, System.Globalization.CultureInfo.InvariantCulture) : 20_000, Console.Out);
+    return 0;
+}
+
 if (args is ["--smoke", var artifacts])
 {
     var config = ManualConfig.CreateMinimumViable()

@@ -7,16 +7,25 @@ namespace CdsHooks.Engine.Tests.Benchmarks;
 /// reference below builds it with the tests) and runs one dry iteration.</summary>
 public sealed class BenchmarkSmokeTests
 {
+    private static string Program
+    {
+        get
+        {
+#if DEBUG
+            const string configuration = "Debug";
+#else
+            const string configuration = "Release";
+#endif
+            var program = Path.Combine(Repository.Root, "benchmarks", "CdsHooks.Benchmarks", "bin", configuration, "net10.0", "CdsHooks.Benchmarks.dll");
+            Assert.True(File.Exists(program), $"{program} was not built");
+            return program;
+        }
+    }
+
     [Fact]
     public async Task EveryBenchmarkRunsOneIteration()
     {
-#if DEBUG
-        const string configuration = "Debug";
-#else
-        const string configuration = "Release";
-#endif
-        var program = Path.Combine(Repository.Root, "benchmarks", "CdsHooks.Benchmarks", "bin", configuration, "net10.0", "CdsHooks.Benchmarks.dll");
-        Assert.True(File.Exists(program), $"{program} was not built");
+        var program = Program;
         var artifacts = Directory.CreateTempSubdirectory("benchmarks-").FullName;
         try
         {
@@ -35,5 +44,32 @@ public sealed class BenchmarkSmokeTests
         {
             Directory.Delete(artifacts, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task TheAllocationReportNamesEveryStageAndTheirSumIsTheTotal()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { Program, "--allocations", "typical", "50" }) start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var errors = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        await process.WaitForExitAsync(TestContext.Current.CancellationToken);
+        var log = await output;
+        Assert.True(process.ExitCode == 0, log + await errors);
+
+        var lines = log.Split('\n', StringSplitOptions.TrimEntries);
+        var total = long.Parse(System.Text.RegularExpressions.Regex.Match(lines[0], @"calls: ([\d,]+) bytes per call").Groups[1].Value.Replace(",", "", StringComparison.Ordinal),
+            System.Globalization.CultureInfo.InvariantCulture);
+        string[] stages = ["JSON document", "FHIR resources and hook context", "patient context", "evaluation", "cards", "response JSON"];
+        var sum = stages.Sum(stage =>
+        {
+            var line = Assert.Single(lines, l => l.StartsWith(stage + " ", StringComparison.Ordinal));
+            return long.Parse(System.Text.RegularExpressions.Regex.Match(line[stage.Length..], @"([\d,]+) B").Groups[1].Value.Replace(",", "", StringComparison.Ordinal),
+                System.Globalization.CultureInfo.InvariantCulture);
+        });
+        Assert.True(total > 10_000, log); // a hook call allocates tens of kilobytes; zero would mean nothing was measured
+        Assert.InRange(sum, total - stages.Length, total); // each stage's figure is rounded down
+        Assert.Contains("types allocated most", log, StringComparison.Ordinal);
     }
 }
