@@ -52,10 +52,10 @@ public sealed class Evaluator(KnowledgeBase knowledge)
 
     /// <summary>The problems to show, most severe first. A rule fires only when one of its drugs is a new order:
     /// two long-standing drugs do not alert again whenever something unrelated is ordered.</summary>
-    // Loops rather than LINQ in Evaluate and Find: they run for every hook call, per drug and per candidate rule, and
-    // their iterators, closures and boxed enumerators were a quarter of a call's allocations (docs/performance.md).
     public IReadOnlyList<Problem> Evaluate(PatientContext patient)
     {
+        // Loops rather than LINQ here and in Find: they run for every hook call, per drug and per candidate rule, and
+        // their iterators, closures and boxed enumerators were a quarter of a call's allocations (docs/performance.md).
         var drugs = new List<ResolvedDrug>(patient.Medications.Count);
         for (var i = 0; i < patient.Medications.Count; i++) drugs.Add(Resolve(patient.Medications[i]));
 
