@@ -27,11 +27,6 @@ public static class AllocationReport
         var evaluator = new Evaluator(knowledge);
         var service = HookCatalog.Find("medication-safety-order-sign")!;
         var body = System.Text.Encoding.UTF8.GetBytes(size == "heavy" ? Requests.Heavy : Requests.Typical);
-        var json = FhirJson.Configure(new JsonSerializerOptions
-        {
-            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-            DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
-        });
 
         var stages = new (string Name, long Bytes)[]
         {
@@ -60,7 +55,7 @@ public static class AllocationReport
             Stage(3);
             var result = engine.Respond(problems);
             Stage(4);
-            JsonSerializer.SerializeToUtf8Bytes(result.ToResponse(), json);
+            JsonSerializer.SerializeToUtf8Bytes(result.ToResponse(), EngineBenchmarks.Output);
             Stage(5);
         }
 

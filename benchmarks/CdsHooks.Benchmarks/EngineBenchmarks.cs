@@ -14,7 +14,8 @@ namespace CdsHooks.Benchmarks;
 [MemoryDiagnoser]
 public class EngineBenchmarks
 {
-    private static readonly JsonSerializerOptions Output = FhirJson.Configure(new JsonSerializerOptions
+    /// <summary>The response's JSON options as the service configures them.</summary>
+    internal static readonly JsonSerializerOptions Output = FhirJson.Configure(new JsonSerializerOptions
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,

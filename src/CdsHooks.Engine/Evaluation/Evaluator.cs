@@ -28,10 +28,7 @@ public sealed record Finding(
     IReadOnlyList<ResolvedDrug> SideB,
     IReadOnlyList<PatientFactor> Factors,
     int? Age,
-    Indicator Indicator)
-{
-    public IEnumerable<MedicationUse> Medications => SideA.Concat(SideB).Select(d => d.Medication);
-}
+    Indicator Indicator);
 
 /// <summary>Why a rule fired or not, step by step; <see cref="Indicator"/> is null when it did not fire.</summary>
 public sealed record RuleTrace(string RuleId, string Title, bool Enabled, Indicator? Indicator, IReadOnlyList<string> Steps);

@@ -22,6 +22,17 @@ public sealed class BenchmarkSmokeTests
         }
     }
 
+    private static async Task<(int ExitCode, string Output, string Errors)> RunAsync(params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var errors = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        await process.WaitForExitAsync(TestContext.Current.CancellationToken);
+        return (process.ExitCode, await output, await errors);
+    }
+
     [Fact]
     public async Task EveryBenchmarkRunsOneIteration()
     {
@@ -29,14 +40,9 @@ public sealed class BenchmarkSmokeTests
         var artifacts = Directory.CreateTempSubdirectory("benchmarks-").FullName;
         try
         {
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var argument in new[] { program, "--smoke", artifacts }) start.ArgumentList.Add(argument);
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-            var errors = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-            await process.WaitForExitAsync(TestContext.Current.CancellationToken);
-            var log = await output + await errors;
-            Assert.True(process.ExitCode == 0, log[Math.Max(0, log.Length - 4000)..]);
+            var (exitCode, log, errors) = await RunAsync(program, "--smoke", artifacts);
+            log += errors;
+            Assert.True(exitCode == 0, log[Math.Max(0, log.Length - 4000)..]);
             // 2 sizes x 5 stages of the engine, and the two knowledge bases.
             Assert.Contains("smoke: 12 benchmarks ran, 0 failed", log, StringComparison.Ordinal);
         }
@@ -49,14 +55,8 @@ public sealed class BenchmarkSmokeTests
     [Fact]
     public async Task TheAllocationReportNamesEveryStageAndTheirSumIsTheTotal()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { Program, "--allocations", "typical", "50" }) start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var errors = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        await process.WaitForExitAsync(TestContext.Current.CancellationToken);
-        var log = await output;
-        Assert.True(process.ExitCode == 0, log + await errors);
+        var (exitCode, log, errors) = await RunAsync(Program, "--allocations", "typical", "50");
+        Assert.True(exitCode == 0, log + errors);
 
         var lines = log.Split('\n', StringSplitOptions.TrimEntries);
         var total = long.Parse(System.Text.RegularExpressions.Regex.Match(lines[0], @"calls: ([\d,]+) bytes per call").Groups[1].Value.Replace(",", "", StringComparison.Ordinal),
