@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
 using Hl7.Fhir.Utility;
@@ -50,8 +51,41 @@ public static class FhirJson
 
     /// <summary>Adds the FHIR converters and the tolerance policy above to a set of options (used for the HTTP
     /// options too, so that cards carrying FHIR resources serialize correctly).</summary>
-    public static JsonSerializerOptions Configure(JsonSerializerOptions options) =>
-        options.ForFhir(ModelInfo.ModelInspector, new FhirJsonConverterOptions { ExceptionFilter = Tolerated, Validator = new LiteralValidator() });
+    public static JsonSerializerOptions Configure(JsonSerializerOptions options)
+    {
+        // What ForFhir does, with Firely's converters made on first use (DeferredConverters below).
+        options.Converters.Add(new DeferredConverters(() => new FhirJsonConverterFactory(ModelInfo.ModelInspector,
+            new FhirJsonConverterOptions { ExceptionFilter = Tolerated, Validator = new LiteralValidator() })));
+        options.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+        return options;
+    }
+
+    /// <summary>Firely's converters need its model of all of FHIR R4 (<c>ModelInfo.ModelInspector</c>): reflection over
+    /// 700 classes, about 10 MB of a process's memory and 150 ms. A hook call with prefetch needs none of it (the
+    /// <see cref="PrefetchReader"/> builds the resources itself, and cards rarely carry one), so the model is built
+    /// when a resource is first written or read whole, not when the options are made.</summary>
+    private sealed class DeferredConverters(Func<JsonConverterFactory> create) : JsonConverterFactory
+    {
+        private readonly Lazy<JsonConverterFactory> _factory = new(create);
+
+        public override bool CanConvert(Type typeToConvert) => typeof(Base).IsAssignableFrom(typeToConvert);
+
+        public override JsonConverter CreateConverter(Type typeToConvert, JsonSerializerOptions options) =>
+            (JsonConverter)Activator.CreateInstance(typeof(Deferred<>).MakeGenericType(typeToConvert), this, options)!;
+
+        private sealed class Deferred<T>(DeferredConverters owner, JsonSerializerOptions options) : JsonConverter<T>
+            where T : Base
+        {
+            private JsonConverter<T>? _inner;
+
+            private JsonConverter<T> Inner => _inner ??= (JsonConverter<T>)owner._factory.Value.CreateConverter(typeof(T), options)!;
+
+            public override T? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+                Inner.Read(ref reader, typeToConvert, options);
+
+            public override void Write(Utf8JsonWriter writer, T value, JsonSerializerOptions options) => Inner.Write(writer, value, options);
+        }
+    }
 
     /// <summary>Firely's attribute validation, run only where this policy refuses something: on primitive values (an
     /// unparsable date, uri or code literal), on resources (an unknown nested type, nested contained resources), and on
@@ -138,7 +172,7 @@ public static class FhirJson
             typeName = ""; // a lone surrogate or invalid UTF-8: no FHIR type has such a name
         }
 
-        if (ModelInfo.GetTypeForFhirType(typeName) is not { IsAbstract: false } concrete || !concrete.IsAssignableTo(typeof(Resource)))
+        if (ResourceTypes.Find(typeName) is not { } concrete)
         {
             issues.Add(new RequestIssue($"{location}.resourceType", "invalid-resource", "Not a concrete FHIR R4 resource type."));
             return null;
@@ -221,6 +255,44 @@ public static class FhirJson
         CodedValidationException.CONTAINED_RESOURCES_CANNOT_BE_NESTED_CODE => "Contained resources cannot be nested.",
         _ => $"Invalid FHIR JSON ({code}).",
     };
+}
+
+/// <summary>FHIR R4 resource types by name, found in Firely's assemblies without its model of all of FHIR
+/// (<c>ModelInfo.GetTypeForFhirType</c> builds it on first use: see <c>FhirJson.Configure</c>). A resource's class has the
+/// resource's name, which its <c>[FhirType]</c> attribute confirms (in Firely's base, conformance or R4 assembly). <c>FhirJsonTests</c> holds this
+/// to <c>ModelInfo</c> for every FHIR type name.</summary>
+internal static class ResourceTypes
+{
+    private const int MaxRemembered = 1024;
+
+    private static readonly System.Reflection.Assembly[] Assemblies = [typeof(Resource).Assembly, typeof(ValueSet).Assembly, typeof(Patient).Assembly];
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Type?> Known = new(StringComparer.Ordinal);
+
+    /// <summary>The concrete resource class of that name, or null.</summary>
+    public static Type? Find(string name)
+    {
+        if (Known.TryGetValue(name, out var known)) return known;
+        var type = Lookup(name);
+        // Resource types are fewer than the bound; other names sent would otherwise grow it without end.
+        if (Known.Count < MaxRemembered) Known.TryAdd(name, type);
+        return type;
+    }
+
+    private static Type? Lookup(string name)
+    {
+        // Resource names are letters only; anything else (a dot, a '+', a comma) is not looked up as a class name.
+        if (name.Length is 0 or > 64 || !char.IsAsciiLetterUpper(name[0]) || !name.All(char.IsAsciiLetter)) return null;
+        foreach (var assembly in Assemblies)
+        {
+            if (assembly.GetType("Hl7.Fhir.Model." + name, throwOnError: false) is not { IsAbstract: false } type) continue;
+            if (!type.IsAssignableTo(typeof(Resource))) return null;
+            return System.Reflection.CustomAttributeExtensions.GetCustomAttribute<Hl7.Fhir.Introspection.FhirTypeAttribute>(type) is { } fhirType
+                && fhirType.Name == name ? type : null;
+        }
+
+        return null;
+    }
 }
 
 /// <summary>One problem with a request: where it is (a JSON path) and what kind of problem, never the value.</summary>

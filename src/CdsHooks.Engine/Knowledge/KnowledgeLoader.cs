@@ -17,8 +17,20 @@ public static partial class KnowledgeLoader
     public const string OverrideReasonSystem = "urn:medication-safety-cds:override-reason";
     public const int MaxSummaryLength = 139;
 
-    // Our own files are held to the strict parser: a typo in a value set must not silently drop a drug.
-    private static readonly JsonSerializerOptions StrictFhir = new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector);
+    // Our own files are held to the strict parser: a typo in a value set must not silently drop a drug. Its model holds
+    // only the ValueSet classes (Firely's model of all of FHIR costs the service about 10 MB: FhirJson.Configure); a file
+    // it refuses is read again with the whole model, which decides, so that an element of another type (an extension's
+    // value[x]) is judged as Firely would judge it.
+    private static readonly JsonSerializerOptions StrictValueSet = new JsonSerializerOptions().ForFhir(ValueSetModel());
+
+    private static readonly Lazy<JsonSerializerOptions> StrictFhir = new(() => new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector));
+
+    private static Hl7.Fhir.Introspection.ModelInspector ValueSetModel()
+    {
+        var model = new Hl7.Fhir.Introspection.ModelInspector(Hl7.Fhir.Specification.FhirRelease.R4);
+        model.ImportType(typeof(ValueSet));
+        return model;
+    }
 
     private static readonly IDeserializer Yaml = new DeserializerBuilder()
         .WithNamingConvention(CamelCaseNamingConvention.Instance)
@@ -62,14 +74,22 @@ public static partial class KnowledgeLoader
         foreach (var file in Directory.GetFiles(directory, "*.json").Order(StringComparer.Ordinal))
         {
             var name = Path.Combine("valuesets", Path.GetFileName(file));
+            var text = File.ReadAllText(file);
             ValueSet? valueSet;
             try
             {
-                valueSet = JsonSerializer.Deserialize<ValueSet>(File.ReadAllText(file), StrictFhir);
+                valueSet = JsonSerializer.Deserialize<ValueSet>(text, StrictValueSet);
             }
             catch (Exception e) when (e is JsonException or DeserializationFailedException)
             {
-                throw new KnowledgeException(name, "(file)", $"not a valid FHIR R4 ValueSet: {e.Message}");
+                try
+                {
+                    valueSet = JsonSerializer.Deserialize<ValueSet>(text, StrictFhir.Value);
+                }
+                catch (Exception whole) when (whole is JsonException or DeserializationFailedException)
+                {
+                    throw new KnowledgeException(name, "(file)", $"not a valid FHIR R4 ValueSet: {whole.Message}");
+                }
             }
 
             if (string.IsNullOrWhiteSpace(valueSet?.Name)) throw new KnowledgeException(name, "name", "a value set needs a name.");
