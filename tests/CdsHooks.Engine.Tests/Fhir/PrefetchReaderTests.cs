@@ -83,9 +83,11 @@ public class PrefetchReaderTests
     private static JsonNode Node(string json) => JsonNode.Parse(json)!;
 
     /// <summary>The context from one reader, as text: a refusal lists its locations, a missing key its name.</summary>
-    private static string ContextFrom(JsonNode request, bool whole)
+    private static string ContextFrom(JsonNode request, bool whole) => ContextFrom(request.ToJsonString(), whole);
+
+    private static string ContextFrom(string request, bool whole)
     {
-        using var document = JsonDocument.Parse(request.ToJsonString());
+        using var document = JsonDocument.Parse(request);
         try
         {
             var hook = HookRequestReader.Read(document.RootElement, OrderSign, whole);
@@ -249,6 +251,22 @@ public class PrefetchReaderTests
         }
 
         Assert.Equal("refused: " + location, ContextFrom(request, whole: false));
+    }
+
+    [Fact]
+    public void EscapedPropertyNamesAreReadAsTheNamesTheySpell()
+    {
+        // JSON allows "birth\u0044ate" for "birthDate"; Firely reads it so, and the reader must not skip it.
+        var json = Rich().ToJsonString();
+        var escaped = json.Replace("\"birthDate\"", "\"birth\\u0044ate\"", StringComparison.Ordinal)
+            .Replace("\"dosageInstruction\"", "\"dos\\u0061geInstruction\"", StringComparison.Ordinal)
+            .Replace("\"medicationCodeableConcept\"", "\"medication\\u0043odeableConcept\"", StringComparison.Ordinal);
+        Assert.NotEqual(json, escaped);
+
+        var expected = ContextFrom(escaped, whole: true);
+
+        Assert.Equal(RichContext.Value, expected);
+        Assert.Equal(expected, ContextFrom(escaped, whole: false));
     }
 
     [Fact]
