@@ -143,7 +143,15 @@ public sealed class FhirFallbackTests : IAsyncLifetime
         Assert.Single(body["cards"]!.AsArray());
         Assert.Equal(2, _fhir.RequestsFor("MedicationRequest").Count());
         Assert.All(_fhir.Requests, r => Assert.Equal("Bearer " + Token, r.Authorization));
+
+        // Both pages are cached as the server sent them, and read again as one search.
+        var (again, againBody) = await Post(Request(prefetch: p => p.Remove("medications")));
+        Assert.Equal(HttpStatusCode.OK, again);
+        Assert.Equal(2, _fhir.RequestsFor("MedicationRequest").Count());
+        Assert.Equal(Summaries(body), Summaries(againBody));
     }
+
+    private static string Summaries(JsonNode body) => string.Join('|', body["cards"]!.AsArray().Select(c => (string)c!["summary"]!));
 
     [Fact]
     public async Task QueriesRunInParallel()
@@ -286,6 +294,12 @@ public sealed class FhirFallbackTests : IAsyncLifetime
         Assert.Contains(body["cards"]!.AsArray(), c => ((string)c!["summary"]!).Contains("clonazepam", StringComparison.OrdinalIgnoreCase));
         Assert.Single(_fhir.RequestsFor("MedicationRequest"));
         Assert.All(_fhir.Requests, r => Assert.Equal("Bearer " + Token, r.Authorization));
+
+        // The same call again: the prefetched first page and the fetched one come from the cache.
+        var (again, againBody) = await Post(request);
+        Assert.Equal(HttpStatusCode.OK, again);
+        Assert.Single(_fhir.RequestsFor("MedicationRequest"));
+        Assert.Equal(Summaries(body), Summaries(againBody));
     }
 
     [Fact]

@@ -123,16 +123,17 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            // A paged prefetch Bundle is completed from its next link; a missing key is queried from its template.
-            var first = prefetched.Resource is Bundle paged && NextLink(paged) is { } next
-                ? paged
+            // A paged prefetch Bundle is completed from its next link; a missing key is queried from its template (and so
+            // is a paged Bundle whose JSON was not kept, which only a whole parse with Firely leaves: the tests' reference).
+            var first = prefetched.Resource is Bundle paged && NextLink(paged) is not null && PrefetchReader.SourceOf(paged) is { } json
+                ? new Page(paged, json)
                 : await GetAsync(server, server.Base + "/" + PrefetchKeys.Templates[key].Replace("{{context.patientId}}", Uri.EscapeDataString(server.PatientId), StringComparison.Ordinal), cancellationToken);
-            if (first is OperationOutcome) return (key, null, "the FHIR server answered with an OperationOutcome");
+            if (first.Resource is OperationOutcome) return (key, null, "the FHIR server answered with an OperationOutcome");
 
-            var resource = first is Bundle bundle ? await FollowPagesAsync(server, bundle, cancellationToken) : first;
-            await CacheAsync(cacheKey, resource, cancellationToken);
+            var pages = first.Resource is Bundle ? await FollowPagesAsync(server, first, cancellationToken) : [first];
+            await CacheAsync(cacheKey, pages, cancellationToken);
             Telemetry.CdsMetrics.FhirFetchDuration.Record(clock.Elapsed.TotalMilliseconds, new KeyValuePair<string, object?>("key", key));
-            return (key, resource, null);
+            return (key, Merge(pages), null);
         }
         catch (Exception e)
         {
@@ -143,22 +144,31 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         }
     }
 
-    private async Task<Bundle> FollowPagesAsync(Server server, Bundle first, CancellationToken cancellationToken)
+    /// <summary>One answer of the FHIR server as read, and its JSON (what the cache keeps).</summary>
+    private sealed record Page(Resource Resource, byte[] Json);
+
+    private async Task<List<Page>> FollowPagesAsync(Server server, Page first, CancellationToken cancellationToken)
     {
-        var all = new Bundle { Type = first.Type, Entry = [.. first.Entry] };
-        var page = first;
-        for (var pages = 1; NextLink(page) is { } next && pages < options.MaxPages; pages++)
+        var pages = new List<Page> { first };
+        var page = first.Resource;
+        for (var count = 1; NextLink(page) is { } next && count < options.MaxPages; count++)
         {
             // A next link must stay on the same server, under its base path: the token must not follow it anywhere else.
             if (!server.Contains(next)) throw new FhirFetchException("a next link points away from the FHIR server");
 
-            page = await GetAsync(server, next, cancellationToken) as Bundle ?? throw new FhirFetchException("a next page is not a Bundle");
-            all.Entry.AddRange(page.Entry);
+            var answer = await GetAsync(server, next, cancellationToken);
+            page = answer.Resource as Bundle ?? throw new FhirFetchException("a next page is not a Bundle");
+            pages.Add(answer);
         }
 
         if (NextLink(page) is not null) throw new FhirFetchException($"more than {options.MaxPages} pages");
-        return all;
+        return pages;
     }
+
+    // The pages of a search as one Bundle of all their entries; a single resource as it is.
+    private static Resource Merge(IReadOnlyList<Page> pages) =>
+        pages is [{ Resource: not Bundle } single] ? single.Resource
+            : new Bundle { Type = ((Bundle)pages[0].Resource).Type, Entry = [.. pages.SelectMany(p => ((Bundle)p.Resource).Entry)] };
 
     private async Task<(string Reference, Medication? Medication, string? Problem)> ReadMedicationAsync(Server server, string reference, CancellationToken cancellationToken)
     {
@@ -166,9 +176,9 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         if (await CachedAsync<Medication>(cacheKey, cancellationToken) is { } cached) return (reference, cached, null);
         try
         {
-            var medication = await GetAsync(server, server.Base + "/" + reference, cancellationToken) as Medication
-                ?? throw new FhirFetchException("the reference is not a Medication");
-            await CacheAsync(cacheKey, medication, cancellationToken);
+            var answer = await GetAsync(server, server.Base + "/" + reference, cancellationToken);
+            var medication = answer.Resource as Medication ?? throw new FhirFetchException("the reference is not a Medication");
+            await CacheAsync(cacheKey, [answer], cancellationToken);
             return (reference, medication, null);
         }
         catch (Exception e)
@@ -179,14 +189,24 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         }
     }
 
-    // The cache is memory by default and Redis when configured (shared by instances); entries are FHIR JSON, keyed
-    // by server, patient and token hash. A cache that fails is a miss, never a failed hook call.
+    // The cache is memory by default and Redis when configured (shared by instances); an entry is the FHIR JSON the
+    // server answered (a JSON array of the pages, for a paged search), keyed by server, patient and token hash, and is
+    // read again like prefetch. A cache that fails, or holds what cannot be read, is a miss, never a failed hook call.
     private async Task<T?> CachedAsync<T>(string key, CancellationToken cancellationToken) where T : Resource
     {
         try
         {
             var bytes = await cache.GetAsync(key, cancellationToken);
-            return bytes is null ? null : JsonSerializer.Deserialize<Resource>(bytes, FhirJson.Options) as T;
+            if (bytes is null) return null;
+            using var document = JsonDocument.Parse(bytes, JsonOptions);
+            var root = document.RootElement;
+            var pages = new List<Page>();
+            foreach (var item in root.ValueKind == JsonValueKind.Array ? [.. root.EnumerateArray()] : new[] { root })
+            {
+                pages.Add(new Page(Read(item, "cache") ?? throw new FhirFetchException("unreadable cache entry"), []));
+            }
+
+            return pages.Count == 0 ? null : Merge(pages) as T;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -195,12 +215,30 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         }
     }
 
-    private async System.Threading.Tasks.Task CacheAsync(string key, Resource resource, CancellationToken cancellationToken)
+    private async System.Threading.Tasks.Task CacheAsync(string key, IReadOnlyList<Page> pages, CancellationToken cancellationToken)
     {
         try
         {
-            await cache.SetAsync(key, JsonSerializer.SerializeToUtf8Bytes(resource, FhirJson.Options),
-                new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = options.CacheDuration }, cancellationToken);
+            byte[] entry;
+            if (pages.Count == 1)
+            {
+                entry = pages[0].Json;
+            }
+            else
+            {
+                using var buffer = new MemoryStream();
+                buffer.WriteByte((byte)'[');
+                for (var i = 0; i < pages.Count; i++)
+                {
+                    if (i > 0) buffer.WriteByte((byte)',');
+                    buffer.Write(pages[i].Json);
+                }
+
+                buffer.WriteByte((byte)']');
+                entry = buffer.ToArray();
+            }
+
+            await cache.SetAsync(key, entry, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = options.CacheDuration }, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -208,7 +246,19 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         }
     }
 
-    private async Task<Resource> GetAsync(Server server, string url, CancellationToken cancellationToken)
+    // As a hook request's body is read: no duplicate properties, no deep nesting.
+    private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
+
+    // Read like prefetch (PrefetchReader): the elements the engine uses, held to the same policy; a problem in them
+    // makes the answer unusable, a problem elsewhere cannot change a card.
+    private static Resource? Read(JsonElement element, string location)
+    {
+        var issues = new List<RequestIssue>();
+        var resource = PrefetchReader.ReadResource(element, location, issues);
+        return issues.Count == 0 ? resource : null;
+    }
+
+    private async Task<Page> GetAsync(Server server, string url, CancellationToken cancellationToken)
     {
         using var message = new HttpRequestMessage(HttpMethod.Get, url);
         message.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", server.Authorization.AccessToken);
@@ -216,10 +266,9 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         using var response = await httpClients.CreateClient(HttpClientName).SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (response.StatusCode != HttpStatusCode.OK) throw new FhirFetchException($"HTTP {(int)response.StatusCode}");
 
-        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-        using var document = await JsonDocument.ParseAsync(body, default, cancellationToken);
-        var issues = new List<RequestIssue>();
-        return FhirJson.ReadResource(document.RootElement, "response", issues) ?? throw new FhirFetchException("unreadable FHIR response");
+        var json = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        using var document = JsonDocument.Parse(json, JsonOptions);
+        return new Page(Read(document.RootElement, "response") ?? throw new FhirFetchException("unreadable FHIR response"), json);
     }
 
     // Why a fetch failed, in words fit for a log and an OperationOutcome (never the server's answer itself).

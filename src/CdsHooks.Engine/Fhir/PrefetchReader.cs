@@ -41,8 +41,14 @@ public static class PrefetchReader
     public static T? Whole<T>(T resource) where T : Resource =>
         resource.Annotations(typeof(SourceJson)).FirstOrDefault() is SourceJson source ? source.Whole.Value as T : resource;
 
+    /// <summary>The JSON a resource was read from, when this reader kept it (orders, and paged Bundles).</summary>
+    internal static byte[]? SourceOf(Resource resource) =>
+        resource.Annotations(typeof(SourceJson)).FirstOrDefault() is SourceJson source ? source.Utf8 : null;
+
     private sealed class SourceJson(byte[] utf8)
     {
+        public byte[] Utf8 => utf8;
+
         public Lazy<Resource?> Whole { get; } = new(() =>
         {
             using var document = JsonDocument.Parse(utf8);
@@ -101,7 +107,8 @@ public static class PrefetchReader
                 // A type no rule reads (an OperationOutcome, an Observation in a Bundle): its type and id only.
                 : (Resource)Activator.CreateInstance(type)!;
             resource.Id = Primitive(e, "id", at, Literal.Id);
-            if (keepSource && resource is not Hl7.Fhir.Model.Bundle)
+            // A paged Bundle keeps its JSON too: the FHIR fallback caches the pages it completes it with as JSON.
+            if ((keepSource && resource is not Hl7.Fhir.Model.Bundle) || (resource is Bundle paged && paged.Link.Exists(l => l.Relation == "next")))
             {
                 resource.AddAnnotation(new SourceJson(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(e).ToArray()));
             }
