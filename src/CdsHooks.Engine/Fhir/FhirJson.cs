@@ -61,9 +61,10 @@ public static class FhirJson
     }
 
     /// <summary>Firely's converters need its model of all of FHIR R4 (<c>ModelInfo.ModelInspector</c>): reflection over
-    /// 700 classes, about 10 MB of a process's memory and 150 ms. A hook call with prefetch needs none of it (the
-    /// <see cref="PrefetchReader"/> builds the resources itself, and cards rarely carry one), so the model is built
-    /// when a resource is first written or read whole, not when the options are made.</summary>
+    /// 700 classes, about 10 MB resident, and with the JIT the compilation of a static constructor that left 50-60 MB of
+    /// native heap (docs/performance.md). A hook call needs none of it (the <see cref="PrefetchReader"/> builds the
+    /// resources itself, and cards rarely carry one), so the model is built when a resource is first written or read
+    /// whole, not when the options are made.</summary>
     private sealed class DeferredConverters(Func<JsonConverterFactory> create) : JsonConverterFactory
     {
         private readonly Lazy<JsonConverterFactory> _factory = new(create);
