@@ -31,20 +31,39 @@ public class EngineBenchmarks
     private PatientContext _patient = null!;
     private IReadOnlyList<Problem> _problems = [];
 
-    [Params("typical", "heavy")]
+    /// <summary>typical, heavy, and heavy with its active medications in three pages of which the service fetches two
+    /// (<see cref="Requests.HeavyPaged"/>); the stages before end to end see the prefetched first page only.</summary>
+    [Params("typical", "heavy", "heavy-paged")]
     public string Size { get; set; } = "typical";
 
     [GlobalSetup]
     public void Setup()
     {
         _knowledge = KnowledgeLoader.Load(Requests.Cards);
-        _engine = new CdsEngine(_knowledge, TimeProvider.System);
+        var fhir = new PagedFhirServer(Requests.HeavyPaged.Pages);
+        _engine = Size == "heavy-paged" ? new CdsEngine(_knowledge, TimeProvider.System, fhir.Fetcher()) : new CdsEngine(_knowledge, TimeProvider.System);
         _evaluator = new Evaluator(_knowledge);
-        _body = System.Text.Encoding.UTF8.GetBytes(Size == "heavy" ? Requests.Heavy : Requests.Typical);
+        _body = System.Text.Encoding.UTF8.GetBytes(Size switch
+        {
+            "heavy" => Requests.Heavy,
+            "heavy-paged" => Requests.HeavyPaged.Request,
+            _ => Requests.Typical,
+        });
         _request = Parse();
         _patient = Context();
         _problems = _evaluator.Evaluate(_patient);
         if (_problems.Count == 0) throw new InvalidOperationException("the benchmark request must produce a card");
+        if (Size == "heavy-paged")
+        {
+            // Followed to its last page, the paged request is the heavy one: the same cards, or the figure means nothing.
+            string Summaries(HookResult result) => string.Join('|', result.Cards.Select(c => c.Card.Summary));
+            using var heavy = JsonDocument.Parse(Requests.Heavy);
+            var expected = Summaries(new CdsEngine(_knowledge, TimeProvider.System).EvaluateAsync(HookRequestReader.Read(heavy.RootElement, _service)).GetAwaiter().GetResult());
+            using var paged = JsonDocument.Parse(_body);
+            var actual = Summaries(_engine.EvaluateAsync(HookRequestReader.Read(paged.RootElement, _service)).GetAwaiter().GetResult());
+            if (actual != expected) throw new InvalidOperationException($"the paged request gave other cards than the heavy one: {actual} / {expected}");
+            if (fhir.Served != Requests.HeavyPaged.Pages.Count) throw new InvalidOperationException($"{fhir.Served} pages fetched, not {Requests.HeavyPaged.Pages.Count}");
+        }
     }
 
     [Benchmark]

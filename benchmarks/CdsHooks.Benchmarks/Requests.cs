@@ -16,6 +16,38 @@ public static class Requests
     /// <summary>3 new orders, 60 active medications, 40 conditions.</summary>
     public static string Heavy { get; } = Build(newOrders: 3, active: 60, conditions: 40);
 
+    /// <summary>The heavy request with its active medications in pages of 20, as an EHR's paged search gives them: the
+    /// first page prefetched with a <c>next</c> link, the other two served by the EHR's FHIR server
+    /// (<see cref="PagedFhirServer"/>), which the service follows with the request's token.</summary>
+    public static (string Request, IReadOnlyDictionary<string, string> Pages) HeavyPaged { get; } = Page(Heavy, pageSize: 20);
+
+    /// <summary>The FHIR server base of the paged request (served in memory by <see cref="PagedFhirServer"/>).</summary>
+    public const string FhirBase = "https://fhir.benchmark.example/r4";
+
+    private static (string, IReadOnlyDictionary<string, string>) Page(string json, int pageSize)
+    {
+        var request = JsonNode.Parse(json)!;
+        request["fhirServer"] = FhirBase;
+        request["fhirAuthorization"] = new JsonObject
+        {
+            ["access_token"] = "benchmark-token", ["token_type"] = "Bearer", ["expires_in"] = 300,
+            ["scope"] = "patient/MedicationRequest.read", ["subject"] = "cds-service",
+        };
+        var bundle = request["prefetch"]!["medications"]!;
+        var entries = bundle["entry"]!.AsArray().Select(e => e!.DeepClone()).ToList();
+        var pages = new Dictionary<string, string>(StringComparer.Ordinal);
+        string Url(int page) => $"{FhirBase}/MedicationRequest?patient=elderly-1&status=active&_page={page}";
+        JsonObject Bundle(int page) => new()
+        {
+            ["resourceType"] = "Bundle", ["type"] = "searchset",
+            ["link"] = (page + 1) * pageSize < entries.Count ? new JsonArray(new JsonObject { ["relation"] = "next", ["url"] = Url(page + 1) }) : new JsonArray(),
+            ["entry"] = new JsonArray([.. entries.Skip(page * pageSize).Take(pageSize).Select(e => e.DeepClone())]),
+        };
+        request["prefetch"]!["medications"] = Bundle(0);
+        for (var page = 1; page * pageSize < entries.Count; page++) pages[Url(page)] = Bundle(page).ToJsonString();
+        return (request.ToJsonString(), pages);
+    }
+
     public static string Build(int newOrders, int active, int conditions, bool prefetch = true)
     {
         var request = JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "samples", "requests", "order-sign-mirtazapine-80-year-old-on-clonazepam.json")))!;

@@ -43,8 +43,8 @@ public sealed class BenchmarkSmokeTests
             var (exitCode, log, errors) = await RunAsync(program, "--smoke", artifacts);
             log += errors;
             Assert.True(exitCode == 0, log[Math.Max(0, log.Length - 4000)..]);
-            // 2 sizes x 5 stages of the engine, and the two knowledge bases.
-            Assert.Contains("smoke: 12 benchmarks ran, 0 failed", log, StringComparison.Ordinal);
+            // 3 sizes (typical, heavy, heavy-paged) x 5 stages of the engine, and the two knowledge bases.
+            Assert.Contains("smoke: 17 benchmarks ran, 0 failed", log, StringComparison.Ordinal);
         }
         finally
         {
