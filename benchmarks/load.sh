@@ -17,7 +17,7 @@ dotnet publish src/CdsHooks.Api -c Release -o "$work/api" ${R2R:+-r linux-x64 --
 dotnet publish benchmarks/Baseline -c Release -o "$work/baseline" >/dev/null
 dotnet publish benchmarks/SlowFhirServer -c Release -o "$work/fhir" >/dev/null
 dotnet build benchmarks/CdsHooks.Benchmarks -c Release >/dev/null
-dotnet benchmarks/CdsHooks.Benchmarks/bin/Release/net10.0/CdsHooks.Benchmarks.dll --write-requests "$work"
+dotnet benchmarks/CdsHooks.Benchmarks/bin/Release/net10.0/CdsHooks.Benchmarks.dll --write-requests "$work" http://127.0.0.1:5095/fhir
 cat > "$work/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -53,7 +53,7 @@ LUA
 # request logs on, every card recorded (fatigue controls off, or the same request would be held back), and a rate
 # limit above the load.
 ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5091 Fatigue__Enabled=false Playground__Enabled=false \
-  Fhir__AllowedServers__0=http://127.0.0.1:5093/fhir \
+  Fhir__AllowedServers__0=http://127.0.0.1:5093/fhir Fhir__AllowedServers__1=http://127.0.0.1:5095/fhir \
   Audit__ConnectionString="Data Source=$work/audit.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
   dotnet "$work/api/CdsHooks.Api.dll" >"$work/service.log" 2>&1 &
 service=$!
@@ -69,7 +69,10 @@ baseline=$!
 for _ in $(seq 1 600); do curl -s -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @"$work/typical.json" $baseline_url && break; sleep 0.05; done
 ASPNETCORE_URLS=http://127.0.0.1:5093 dotnet "$work/fhir/SlowFhirServer.dll" --delay-ms 100 --request "$work/typical.json" >/dev/null 2>&1 &
 fhir=$!
-trap 'kill $service $baseline $fhir 2>/dev/null || true' EXIT
+# The heavy request's paged search: its first page prefetched, the other two from this server, without delay.
+ASPNETCORE_URLS=http://127.0.0.1:5095 dotnet "$work/fhir/SlowFhirServer.dll" --delay-ms 0 --request "$work/heavy-paged.json" --pages "$work/heavy-pages.json" >/dev/null 2>&1 &
+pages=$!
+trap 'kill $service $baseline $fhir $pages 2>/dev/null || true' EXIT
 
 p99() { awk '/99%% in|99% in/ {print $3 * 1000}' ; }
 rps() { awk '/Requests\/sec/ {print $2}' ; }
@@ -85,6 +88,9 @@ typical_p99=$(hey -z "${seconds}s" -c 50 -q 20 -m POST -T application/json -D "$
 typical_p99_10=$(hey -z "${seconds}s" -c 10 -q 100 -m POST -T application/json -D "$work/typical.json" $service_url | p99)
 echo "heavy request at 200 requests/s..."
 heavy_p99=$(hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$work/heavy.json" $service_url | p99)
+for _ in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:5095/count && break; sleep 0.05; done
+heavy_paged_p99=$(hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$work/heavy-paged.json" $service_url | p99)
+heavy_paged_queries=$(curl -s http://127.0.0.1:5095/count)
 echo "saturation..."
 service_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $service_url | rps)
 baseline_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $baseline_url | rps)
@@ -116,7 +122,7 @@ ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5094 Fatigue
   Audit__ConnectionString="Data Source=$work/audit-auth.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
   dotnet "$work/api/CdsHooks.Api.dll" >"$work/service-auth.log" 2>&1 &
 authenticated=$!
-trap 'kill $service $baseline $fhir $authenticated 2>/dev/null || true' EXIT
+trap 'kill $service $baseline $fhir $pages $authenticated 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:5094/health/live)" = 200 ] && break; sleep 0.05; done
 # As long a warm-up as the other instance had before its saturation run: a fresh instance is still compiling.
 THREADS=2 START=0 TOKENS="$work/tokens.txt" BODY="$work/typical.json" wrk -t2 -c32 -d20s -s "$work/auth.lua" $auth_url >/dev/null
@@ -134,6 +140,7 @@ cat <<REPORT
 | typical request, p99 at 1,000 requests/s (50 connections at 20/s: bursts of 50) | ${typical_p99} ms | at most 5 ms |
 | typical request, p99 at 1,000 requests/s (10 connections at 100/s: bursts of 10) | ${typical_p99_10} ms | at most 5 ms |
 | heavy request, p99 at 200 requests/s | ${heavy_p99} ms | below 50 ms |
+| heavy request with paged prefetch (2 further pages from a loopback FHIR server, then the cache: ${heavy_paged_queries} queries), p99 at 200 requests/s | ${heavy_paged_p99} ms | below 50 ms |
 | saturation, typical request | ${service_rps} requests/s | at least 8,000/s and 40% of the baseline |
 | saturation, typical request, authenticated (a fresh JWT per call) | ${auth_rps} requests/s, ${auth_refused:-0} refused | |
 | the same wrk script (a request built per call) without authentication | ${auth_reference_rps} requests/s | |

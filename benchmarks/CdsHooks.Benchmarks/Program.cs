@@ -5,13 +5,21 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using CdsHooks.Benchmarks;
 
 // dotnet run -c Release --project benchmarks/CdsHooks.Benchmarks -- --filter '*'   (docs/performance.md)
-// --write-requests DIR writes the typical and heavy request bodies for benchmarks/load.sh.
+// --write-requests DIR [FHIRBASE] writes the typical and heavy request bodies for benchmarks/load.sh, and the heavy request
+// paged (heavy-paged.json) with the pages its FHIR server at FHIRBASE serves (heavy-pages.json: URL to page).
 // --smoke DIR runs every benchmark once, in process, in any build configuration: the test that keeps them working.
-if (args is ["--write-requests", var directory])
+if (args is ["--write-requests", var directory, .. var requestArgs])
 {
     Directory.CreateDirectory(directory);
     File.WriteAllText(Path.Combine(directory, "typical.json"), Requests.Typical);
     File.WriteAllText(Path.Combine(directory, "heavy.json"), Requests.Heavy);
+    if (requestArgs is [var fhirBase])
+    {
+        var (request, pages) = Requests.Paged(fhirBase);
+        File.WriteAllText(Path.Combine(directory, "heavy-paged.json"), request);
+        File.WriteAllText(Path.Combine(directory, "heavy-pages.json"), System.Text.Json.JsonSerializer.Serialize(pages));
+    }
+
     return 0;
 }
 

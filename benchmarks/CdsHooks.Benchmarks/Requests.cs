@@ -19,15 +19,18 @@ public static class Requests
     /// <summary>The heavy request with its active medications in pages of 20, as an EHR's paged search gives them: the
     /// first page prefetched with a <c>next</c> link, the other two served by the EHR's FHIR server
     /// (<see cref="PagedFhirServer"/>), which the service follows with the request's token.</summary>
-    public static (string Request, IReadOnlyDictionary<string, string> Pages) HeavyPaged { get; } = Page(Heavy, pageSize: 20);
+    public static (string Request, IReadOnlyDictionary<string, string> Pages) HeavyPaged { get; } = Paged(FhirBase);
 
     /// <summary>The FHIR server base of the paged request (served in memory by <see cref="PagedFhirServer"/>).</summary>
     public const string FhirBase = "https://fhir.benchmark.example/r4";
 
-    private static (string, IReadOnlyDictionary<string, string>) Page(string json, int pageSize)
+    /// <summary>The heavy request paged, its FHIR server at <paramref name="fhirBase"/>; the pages by their URLs.</summary>
+    public static (string Request, IReadOnlyDictionary<string, string> Pages) Paged(string fhirBase) => Page(Heavy, fhirBase, pageSize: 20);
+
+    private static (string, IReadOnlyDictionary<string, string>) Page(string json, string fhirBase, int pageSize)
     {
         var request = JsonNode.Parse(json)!;
-        request["fhirServer"] = FhirBase;
+        request["fhirServer"] = fhirBase;
         request["fhirAuthorization"] = new JsonObject
         {
             ["access_token"] = "benchmark-token", ["token_type"] = "Bearer", ["expires_in"] = 300,
@@ -36,7 +39,7 @@ public static class Requests
         var bundle = request["prefetch"]!["medications"]!;
         var entries = bundle["entry"]!.AsArray().Select(e => e!.DeepClone()).ToList();
         var pages = new Dictionary<string, string>(StringComparer.Ordinal);
-        string Url(int page) => $"{FhirBase}/MedicationRequest?patient=elderly-1&status=active&_page={page}";
+        string Url(int page) => $"{fhirBase}/MedicationRequest?patient=elderly-1&status=active&_page={page}";
         JsonObject Bundle(int page) => new()
         {
             ["resourceType"] = "Bundle", ["type"] = "searchset",

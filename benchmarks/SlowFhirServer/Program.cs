@@ -1,10 +1,15 @@
 using System.Text.Json.Nodes;
 
 // The FHIR server of the fallback benchmark (benchmarks/load.sh): answers the service's patient queries from the
-// prefetch of a sample request, each after a fixed delay, and counts them. Any patient id gets the same data.
-//   SlowFhirServer --urls URL --delay-ms N --request FILE        GET /count: queries answered so far
+// prefetch of a sample request, each after a fixed delay, and counts them. Any patient id gets the same data. With
+// --pages FILE (a JSON object of page URL to page), a search with _page=N answers that page of a paged search.
+//   SlowFhirServer --urls URL --delay-ms N --request FILE [--pages FILE]        GET /count: queries answered so far
 var delay = TimeSpan.FromMilliseconds(int.Parse(Arg("--delay-ms"), System.Globalization.CultureInfo.InvariantCulture));
 var prefetch = JsonNode.Parse(File.ReadAllText(Arg("--request")))!["prefetch"]!.AsObject();
+var pages = args.Contains("--pages")
+    ? System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Arg("--pages")))!
+        .ToDictionary(p => new Uri(p.Key).Query.Split("_page=")[1], p => p.Value)
+    : [];
 var count = 0;
 
 var builder = WebApplication.CreateSlimBuilder(args);
@@ -15,6 +20,11 @@ app.MapGet("/fhir/{type}/{id?}", async (string type, string? id, HttpRequest req
 {
     Interlocked.Increment(ref count);
     await Task.Delay(delay);
+    if (request.Query["_page"].ToString() is { Length: > 0 } number)
+    {
+        return pages.TryGetValue(number, out var page) ? Results.Text(page, "application/fhir+json") : Results.NotFound();
+    }
+
     var status = request.Query["status"].ToString();
     var key = type switch
     {
