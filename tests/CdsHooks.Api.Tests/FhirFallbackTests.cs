@@ -200,6 +200,32 @@ public sealed class FhirFallbackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAnswerLargerThanTheLimitIs412WithTheReason()
+    {
+        await using var small = _service.WithWebHostBuilder(b => b.UseSetting("Fhir:MaxAnswerBytes", "300"));
+
+        var (status, outcome) = await Post(Request(prefetch: p => p.Remove("medications")), small);
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, status);
+        var issue = Assert.Single(outcome["issue"]!.AsArray())!;
+        Assert.Equal("prefetch.medications", (string)issue["expression"]![0]!);
+        Assert.Contains("larger than Fhir:MaxAnswerBytes", (string)issue["diagnostics"]!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnAnswerWithAByteOrderMarkIsRead()
+    {
+        // JSON text may begin with a UTF-8 byte order mark; some servers send one.
+        var sample = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        _fhir.For("MedicationRequest").RawBody = "\uFEFF" + sample["prefetch"]!["medications"]!.ToJsonString();
+
+        var (status, body) = await Post(Request(prefetch: p => p.Remove("medications")));
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains(body["cards"]!.AsArray(), c => ((string)c!["summary"]!).Contains("clonazepam", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public async Task AHangingServerIsCutOffWithinTheBudget()
     {
         _fhir.For("Patient").Delay = TimeSpan.FromSeconds(20);

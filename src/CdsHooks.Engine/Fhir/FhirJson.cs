@@ -275,8 +275,9 @@ internal static class ResourceTypes
     {
         if (Known.TryGetValue(name, out var known)) return known;
         var type = Lookup(name);
-        // Resource types are fewer than the bound; other names sent would otherwise grow it without end.
-        if (Known.Count < MaxRemembered) Known.TryAdd(name, type);
+        // Resource types are fewer than the bound, and no longer than 64 letters: other names sent would otherwise grow
+        // it without end, or pin long strings for the life of the process.
+        if (name.Length <= 64 && Known.Count < MaxRemembered) Known.TryAdd(name, type);
         return type;
     }
 

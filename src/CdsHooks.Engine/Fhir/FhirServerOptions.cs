@@ -21,6 +21,10 @@ public sealed class FhirServerOptions
     /// <summary>Pages followed per search (Bundle <c>next</c> links).</summary>
     public int MaxPages { get; set; } = 5;
 
+    /// <summary>The largest answer read from the FHIR server, in bytes (each is held whole, and cached); a larger one is
+    /// refused like an unreadable one. A page of a search for one patient's medications is tens of kilobytes.</summary>
+    public int MaxAnswerBytes { get; set; } = 8 * 1024 * 1024;
+
     /// <summary>How long fetched patient data is kept for the next hook call (order-select then order-sign).</summary>
     public TimeSpan CacheDuration { get; set; } = TimeSpan.FromSeconds(60);
 

@@ -118,11 +118,12 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     private async Task<(string Key, Resource? Resource, string? Problem)> FetchKeyAsync(Server server, string key, Prefetched prefetched, CancellationToken cancellationToken)
     {
         var cacheKey = server.CacheKey(key);
-        if (await CachedAsync<Resource>(cacheKey, cancellationToken) is { } cached) return (key, cached, null);
-
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
+            // Inside the try: a cache that outlasts the budget is this key's timeout, not the hook call's failure.
+            if (await CachedAsync<Resource>(cacheKey, cancellationToken) is { } cached) return (key, cached, null);
+
             // A paged prefetch Bundle is completed from its next link; a missing key is queried from its template (and so
             // is a paged Bundle whose JSON was not kept, which only a whole parse with Firely leaves: the tests' reference).
             var first = prefetched.Resource is Bundle paged && NextLink(paged) is not null && PrefetchReader.SourceOf(paged) is { } json
@@ -173,9 +174,9 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     private async Task<(string Reference, Medication? Medication, string? Problem)> ReadMedicationAsync(Server server, string reference, CancellationToken cancellationToken)
     {
         var cacheKey = server.CacheKey(reference);
-        if (await CachedAsync<Medication>(cacheKey, cancellationToken) is { } cached) return (reference, cached, null);
         try
         {
+            if (await CachedAsync<Medication>(cacheKey, cancellationToken) is { } cached) return (reference, cached, null);
             var answer = await GetAsync(server, server.Base + "/" + reference, cancellationToken);
             var medication = answer.Resource as Medication ?? throw new FhirFetchException("the reference is not a Medication");
             await CacheAsync(cacheKey, [answer], cancellationToken);
@@ -266,9 +267,29 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         using var response = await httpClients.CreateClient(HttpClientName).SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (response.StatusCode != HttpStatusCode.OK) throw new FhirFetchException($"HTTP {(int)response.StatusCode}");
 
-        var json = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        var json = await ReadBoundedAsync(response.Content, cancellationToken);
         using var document = JsonDocument.Parse(json, JsonOptions);
         return new Page(Read(document.RootElement, "response") ?? throw new FhirFetchException("unreadable FHIR response"), json);
+    }
+
+    // The answer's bytes, at most Fhir:MaxAnswerBytes of them (an answer is held whole, and cached), without a UTF-8
+    // byte order mark: JSON text may start with one, which a JsonDocument over bytes refuses and a cached array of
+    // pages must not hold.
+    private async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        if (content.Headers.ContentLength > options.MaxAnswerBytes) throw new FhirFetchException("the answer is larger than Fhir:MaxAnswerBytes");
+        await using var stream = await content.ReadAsStreamAsync(cancellationToken);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > options.MaxAnswerBytes) throw new FhirFetchException("the answer is larger than Fhir:MaxAnswerBytes");
+            buffer.Write(chunk, 0, read);
+        }
+
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        return bytes.StartsWith("\uFEFF"u8) ? bytes[3..].ToArray() : bytes.ToArray();
     }
 
     // Why a fetch failed, in words fit for a log and an OperationOutcome (never the server's answer itself).
