@@ -88,9 +88,13 @@ typical_p99=$(hey -z "${seconds}s" -c 50 -q 20 -m POST -T application/json -D "$
 typical_p99_10=$(hey -z "${seconds}s" -c 10 -q 100 -m POST -T application/json -D "$work/typical.json" $service_url | p99)
 echo "heavy request at 200 requests/s..."
 heavy_p99=$(hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$work/heavy.json" $service_url | p99)
+# Warmed like the rest (its first calls fetch the pages and compile that path), then measured: the same patient and
+# token, so the pages come from the service's cache, as for order-select then order-sign.
 for _ in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:5095/count && break; sleep 0.05; done
+hey -z 3s -c 20 -q 10 -m POST -T application/json -D "$work/heavy-paged.json" $service_url >/dev/null
+heavy_paged_warm=$(curl -s http://127.0.0.1:5095/count)
 heavy_paged_p99=$(hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$work/heavy-paged.json" $service_url | p99)
-heavy_paged_queries=$(curl -s http://127.0.0.1:5095/count)
+heavy_paged_queries=$(( $(curl -s http://127.0.0.1:5095/count) - heavy_paged_warm ))
 echo "saturation..."
 service_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $service_url | rps)
 baseline_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $baseline_url | rps)
@@ -140,7 +144,7 @@ cat <<REPORT
 | typical request, p99 at 1,000 requests/s (50 connections at 20/s: bursts of 50) | ${typical_p99} ms | at most 5 ms |
 | typical request, p99 at 1,000 requests/s (10 connections at 100/s: bursts of 10) | ${typical_p99_10} ms | at most 5 ms |
 | heavy request, p99 at 200 requests/s | ${heavy_p99} ms | below 50 ms |
-| heavy request with paged prefetch (2 further pages from a loopback FHIR server, then the cache: ${heavy_paged_queries} queries), p99 at 200 requests/s | ${heavy_paged_p99} ms | below 50 ms |
+| heavy request with paged prefetch, p99 at 200 requests/s (2 further pages: ${heavy_paged_warm} queries while warming, ${heavy_paged_queries} after, from the cache) | ${heavy_paged_p99} ms | below 50 ms |
 | saturation, typical request | ${service_rps} requests/s | at least 8,000/s and 40% of the baseline |
 | saturation, typical request, authenticated (a fresh JWT per call) | ${auth_rps} requests/s, ${auth_refused:-0} refused | |
 | the same wrk script (a request built per call) without authentication | ${auth_reference_rps} requests/s | |
