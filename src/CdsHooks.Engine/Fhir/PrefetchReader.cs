@@ -60,8 +60,13 @@ public static class PrefetchReader
 
     private const int MaxRemembered = 4096;
 
+    private const int MaxRememberedLength = 256;
+
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool>[] Validated =
         [.. Enum.GetValues<Literal>().Select(_ => new System.Collections.Concurrent.ConcurrentDictionary<string, bool>(StringComparer.Ordinal))];
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool>.AlternateLookup<ReadOnlySpan<char>>[] ValidatedBySpan =
+        [.. Validated.Select(d => d.GetAlternateLookup<ReadOnlySpan<char>>())];
 
     /// <summary>Where a value is in the request ("prefetch.medications.entry[2].resource.dosageInstruction[0]"), made
     /// into text only for a problem: most requests have none, and building every location as a string was a third of
@@ -448,6 +453,12 @@ public static class PrefetchReader
         private string? Text(JsonElement value, At at, string name, Literal literal)
         {
             if (!IsPrimitive(value, at, name, JsonValueKind.String)) return null;
+            if (literal != Literal.String && Remembered(value, literal) is var (known, valid))
+            {
+                if (valid) return known;
+                Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
+                return null;
+            }
 
             string text;
             try
@@ -464,6 +475,25 @@ public static class PrefetchReader
             if (text.Length > 0 && (literal == Literal.String || IsValid(literal, text))) return text;
             Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
             return null;
+        }
+
+        /// <summary>A code, URI, id or date already checked: the string kept then and whether it was valid, found from the
+        /// value's UTF-8 without making a new string (the same codes and systems come in every request, and were a fifth
+        /// of its strings). Null for a value not remembered, escaped, or not valid UTF-8: the caller reads it as usual.</summary>
+        private static (string Text, bool Valid)? Remembered(JsonElement value, Literal literal)
+        {
+            var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value); // with its quotes
+            if (raw.Length is < 3 or > MaxRememberedLength + 2 || raw.Contains((byte)'\\')) return null;
+            Span<char> chars = stackalloc char[MaxRememberedLength];
+            if (System.Text.Unicode.Utf8.ToUtf16(raw[1..^1], chars, out _, out var length, replaceInvalidSequences: false)
+                != System.Buffers.OperationStatus.Done)
+            {
+                return null;
+            }
+
+            return ValidatedBySpan[(int)literal].TryGetValue(chars[..length], out var text, out var valid)
+                ? (text, valid)
+                : null;
         }
 
         // Firely's literal checks are regular expressions (run interpreted) and System.Uri parsing; the same few codes
@@ -483,7 +513,7 @@ public static class PrefetchReader
                 Literal.Instant => Instant.IsValidValue(text),
                 _ => true,
             };
-            if (known.Count < MaxRemembered && text.Length <= 256) known.TryAdd(text, valid);
+            if (known.Count < MaxRemembered && text.Length <= MaxRememberedLength) known.TryAdd(text, valid);
             return valid;
         }
 

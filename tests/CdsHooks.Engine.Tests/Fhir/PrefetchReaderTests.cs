@@ -254,6 +254,19 @@ public class PrefetchReaderTests
     }
 
     [Fact]
+    public void ALiteralAlreadyJudgedIsJudgedTheSameAgain()
+    {
+        // Codes, URIs, ids and dates are remembered once checked (PrefetchReader.Remembered): a second request with the
+        // same invalid date is refused as the first was, and the same valid codes give the same patient.
+        var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        Set(request, "/prefetch/patient/birthDate", JsonValue.Create("1944-13-45"));
+
+        Assert.Equal("refused: prefetch.patient.birthDate", ContextFrom(request, whole: false));
+        Assert.Equal("refused: prefetch.patient.birthDate", ContextFrom(request, whole: false));
+        Assert.Equal(RichContext.Value, ContextFrom(Rich(), whole: false));
+    }
+
+    [Fact]
     public void EscapedPropertyNamesAreReadAsTheNamesTheySpell()
     {
         // JSON allows "birth\u0044ate" for "birthDate"; Firely reads it so, and the reader must not skip it.
