@@ -63,6 +63,11 @@ public class EngineBenchmarks
             var actual = Summaries(_engine.EvaluateAsync(HookRequestReader.Read(paged.RootElement, _service)).GetAwaiter().GetResult());
             if (actual != expected) throw new InvalidOperationException($"the paged request gave other cards than the heavy one: {actual} / {expected}");
             if (fhir.Served != Requests.HeavyPaged.Pages.Count) throw new InvalidOperationException($"{fhir.Served} pages fetched, not {Requests.HeavyPaged.Pages.Count}");
+            // And the pages were merged: the three of them hold the heavy request's 60 active medications.
+            using var again = JsonDocument.Parse(_body);
+            var data = fhir.Fetcher().CompleteAsync(HookRequestReader.Read(again.RootElement, _service), CancellationToken.None).GetAwaiter().GetResult();
+            var merged = (data.For(PrefetchKeys.Medications).Resource as Hl7.Fhir.Model.Bundle)?.Entry.Count;
+            if (merged != 60) throw new InvalidOperationException($"the merged medications Bundle holds {merged} entries, not 60");
         }
     }
 

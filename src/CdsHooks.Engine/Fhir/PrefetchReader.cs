@@ -484,7 +484,7 @@ public static class PrefetchReader
         {
             var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value); // with its quotes
             if (raw.Length is < 3 or > MaxRememberedLength + 2 || raw.Contains((byte)'\\')) return null;
-            Span<char> chars = stackalloc char[MaxRememberedLength];
+            Span<char> chars = stackalloc char[raw.Length - 2]; // UTF-8 never takes fewer bytes than UTF-16 takes chars
             if (System.Text.Unicode.Utf8.ToUtf16(raw[1..^1], chars, out _, out var length, replaceInvalidSequences: false)
                 != System.Buffers.OperationStatus.Done)
             {

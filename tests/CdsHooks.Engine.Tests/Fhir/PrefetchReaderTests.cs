@@ -264,6 +264,21 @@ public class PrefetchReaderTests
         Assert.Equal("refused: prefetch.patient.birthDate", ContextFrom(request, whole: false));
         Assert.Equal("refused: prefetch.patient.birthDate", ContextFrom(request, whole: false));
         Assert.Equal(RichContext.Value, ContextFrom(Rich(), whole: false));
+
+        // And the remembered string itself is what a second read returns: no new string for a code seen before.
+        var first = ReadStatus("""{"resourceType": "MedicationRequest", "status": "entered-in-error"}""");
+        var second = ReadStatus("""{"resourceType": "MedicationRequest", "status": "entered-in-error"}""");
+        Assert.Equal("entered-in-error", second);
+        Assert.Same(first, second);
+    }
+
+    private static string? ReadStatus(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        var issues = new List<RequestIssue>();
+        var request = (Hl7.Fhir.Model.MedicationRequest)PrefetchReader.ReadResource(document.RootElement, "x", issues)!;
+        Assert.Empty(issues);
+        return request.StatusElement.JsonValue as string;
     }
 
     [Fact]
