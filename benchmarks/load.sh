@@ -49,6 +49,10 @@ function request()
 end
 LUA
 
+# Every process started here is stopped when the script ends, however it ends.
+service= baseline= fhir= pages= cold= authenticated=
+trap 'kill $service $baseline $fhir $pages $cold $authenticated 2>/dev/null || true' EXIT
+
 # The service as a site runs it, with authentication off (Development) so that the load generator needs no tokens,
 # request logs on, every card recorded (fatigue controls off, or the same request would be held back), and a rate
 # limit above the load.
@@ -72,7 +76,6 @@ fhir=$!
 # The heavy request's paged search: its first page prefetched, the other two from this server, without delay.
 ASPNETCORE_URLS=http://127.0.0.1:5095 dotnet "$work/fhir/SlowFhirServer.dll" --delay-ms 0 --request "$work/heavy-paged.json" --pages "$work/heavy-pages.json" >"$work/pages.log" 2>&1 &
 pages=$!
-trap 'kill $service $baseline $fhir $pages 2>/dev/null || true' EXIT
 
 p99() { awk '/99%% in|99% in/ {print $3 * 1000}' ; }
 rps() { awk '/Requests\/sec/ {print $2}' ; }
@@ -116,7 +119,6 @@ ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5096 Fatigue
   Audit__ConnectionString="Data Source=$work/audit-cold.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
   dotnet "$work/api/CdsHooks.Api.dll" >"$work/service-cold.log" 2>&1 &
 cold=$!
-trap 'kill $service $baseline $fhir $pages $cold 2>/dev/null || true' EXIT
 cold_url=http://127.0.0.1:5096/cds-services/medication-safety-order-sign
 for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:5096/health/live)" = 200 ] && break; sleep 0.05; done
 hey -z 10s -c 20 -q 10 -m POST -T application/json -D "$work/heavy-paged.json" $cold_url >/dev/null
@@ -158,7 +160,6 @@ ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5094 Fatigue
   Audit__ConnectionString="Data Source=$work/audit-auth.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
   dotnet "$work/api/CdsHooks.Api.dll" >"$work/service-auth.log" 2>&1 &
 authenticated=$!
-trap 'kill $service $baseline $fhir $pages $cold $authenticated 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:5094/health/live)" = 200 ] && break; sleep 0.05; done
 # As long a warm-up as the other instance had before its saturation run: a fresh instance is still compiling.
 THREADS=2 START=0 TOKENS="$work/tokens.txt" BODY="$work/typical.json" wrk -t2 -c32 -d20s -s "$work/auth.lua" $auth_url >/dev/null
