@@ -258,6 +258,10 @@ public sealed class CardStore : IDisposable
     /// <summary>The cards issued for this patient since <paramref name="since"/>, with their latest feedback.</summary>
     public async Task<IReadOnlyList<PastCard>> HistoryAsync(string patientHash, DateTimeOffset since, CancellationToken cancellationToken)
     {
+        // Queued cards are taken before the query: a card the writer commits in between is then counted twice, which
+        // changes no fatigue decision, instead of missed (taken after the query, it could have left the queue for a
+        // row the query did not yet see).
+        var queued = _writer.Pending(patientHash).Where(c => c.IssuedAt >= since).ToList();
         await using var connection = await OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<(string RuleId, string Drugs, string? EncounterHash, string Indicator, long IssuedAt, string? Outcome, string? OverrideCode, long? OutcomeAt, long? AcceptedChange)>(
             """
@@ -266,11 +270,9 @@ public sealed class CardStore : IDisposable
             WHERE c.patient_hash = @patientHash AND (c.issued_at >= @since OR f.outcome_at >= @since)
             """,
             new { patientHash, since = since.ToUnixTimeMilliseconds() });
-        // Queued cards too; one that commits in between may be counted twice, which changes no fatigue decision.
         return [.. rows.Select(r => new PastCard(r.RuleId, r.Drugs, r.EncounterHash, Parse(r.Indicator), DateTimeOffset.FromUnixTimeMilliseconds(r.IssuedAt),
             r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, r.AcceptedChange == 1)),
-            .. _writer.Pending(patientHash).Where(c => c.IssuedAt >= since)
-                .Select(c => new PastCard(c.RuleId, c.Drugs, c.EncounterHash, c.Indicator, c.IssuedAt, null, null, null))];
+            .. queued.Select(c => new PastCard(c.RuleId, c.Drugs, c.EncounterHash, c.Indicator, c.IssuedAt, null, null, null))];
     }
 
     /// <summary>The uuids among <paramref name="cardUuids"/> that this service issued, with their suggestions
