@@ -152,11 +152,18 @@ public sealed class CardStore : IDisposable
         await using var transaction = await connection.BeginTransactionAsync();
         if (!_sqlite) await connection.ExecuteAsync("SET LOCAL synchronous_commit TO OFF", transaction: transaction);
         var first = new bool[uses.Count];
+        // One command for the batch, its parameters set for each token (as for card records: no per-row binding).
+        await using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = "INSERT INTO used_token (issuer, jti, expires_at) VALUES (@issuer, @jti, @expires_at) ON CONFLICT DO NOTHING";
+        var (issuer, jti, expires) = (Parameter(insert, "issuer", System.Data.DbType.String), Parameter(insert, "jti", System.Data.DbType.String),
+            Parameter(insert, "expires_at", System.Data.DbType.Int64));
         foreach (var i in order)
         {
-            first[i] = await connection.ExecuteAsync(
-                "INSERT INTO used_token (issuer, jti, expires_at) VALUES (@Issuer, @Jti, @ExpiresAt) ON CONFLICT DO NOTHING",
-                uses[i], transaction) == 1;
+            issuer.Value = uses[i].Issuer;
+            jti.Value = uses[i].Jti;
+            expires.Value = uses[i].ExpiresAt;
+            first[i] = await insert.ExecuteNonQueryAsync() == 1;
         }
 
         await transaction.CommitAsync();
@@ -221,20 +228,11 @@ public sealed class CardStore : IDisposable
             VALUES (@card_uuid, @service_id, @hook, @hook_instance, @rule_id, @rule_version, @indicator, @drugs,
                     @patient_hash, @encounter_hash, @suggestion_ids, @issued_at)
             """;
-        DbParameter Add(string name, System.Data.DbType type)
-        {
-            var parameter = insert.CreateParameter();
-            parameter.ParameterName = "@" + name;
-            parameter.DbType = type;
-            insert.Parameters.Add(parameter);
-            return parameter;
-        }
-
         var (uuid, service, hook, instance, rule, version, indicator, drugs, patient, encounter, suggestions, issued) = (
-            Add("card_uuid", System.Data.DbType.String), Add("service_id", System.Data.DbType.String), Add("hook", System.Data.DbType.String),
-            Add("hook_instance", System.Data.DbType.String), Add("rule_id", System.Data.DbType.String), Add("rule_version", System.Data.DbType.Int32),
-            Add("indicator", System.Data.DbType.String), Add("drugs", System.Data.DbType.String), Add("patient_hash", System.Data.DbType.String),
-            Add("encounter_hash", System.Data.DbType.String), Add("suggestion_ids", System.Data.DbType.String), Add("issued_at", System.Data.DbType.Int64));
+            Parameter(insert, "card_uuid", System.Data.DbType.String), Parameter(insert, "service_id", System.Data.DbType.String), Parameter(insert, "hook", System.Data.DbType.String),
+            Parameter(insert, "hook_instance", System.Data.DbType.String), Parameter(insert, "rule_id", System.Data.DbType.String), Parameter(insert, "rule_version", System.Data.DbType.Int32),
+            Parameter(insert, "indicator", System.Data.DbType.String), Parameter(insert, "drugs", System.Data.DbType.String), Parameter(insert, "patient_hash", System.Data.DbType.String),
+            Parameter(insert, "encounter_hash", System.Data.DbType.String), Parameter(insert, "suggestion_ids", System.Data.DbType.String), Parameter(insert, "issued_at", System.Data.DbType.Int64));
         foreach (var c in cards)
         {
             uuid.Value = c.CardUuid;
@@ -381,6 +379,16 @@ public sealed class CardStore : IDisposable
         if (!_sqlite) return 2;
         await using var connection = await OpenAsync(cancellationToken);
         return await connection.ExecuteScalarAsync<int>("PRAGMA synchronous");
+    }
+
+    // A parameter of a command run once per row: named as in its SQL (so SQLite finds it at the first lookup) and typed.
+    private static DbParameter Parameter(DbCommand command, string name, System.Data.DbType type)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = "@" + name;
+        parameter.DbType = type;
+        command.Parameters.Add(parameter);
+        return parameter;
     }
 
     private static string Name(Indicator indicator) => indicator.ToString().ToLowerInvariant();
