@@ -179,5 +179,4 @@ internal sealed class CardWriter : IDisposable
         _queue.Writer.TryComplete();
         _loop.Wait(TimeSpan.FromSeconds(10));
     }
-
 }

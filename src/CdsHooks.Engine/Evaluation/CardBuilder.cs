@@ -148,7 +148,7 @@ public static class CardBuilder
             for (var i = 0; i < ruleSources.Count; i++)
             {
                 var source = ruleSources[i];
-                if (!Shown(finding, source) || FirstIndexOf(ruleSources, source.Id) < i || sources.Exists(s => SameSource(s, source))) continue;
+                if (!Shown(finding, source) || sources.Contains(source)) continue;
                 if (sources.Count > 0) detail.Append("; ");
                 detail.Append('[').Append(source.Label).Append("](").Append(source.Url).Append(')');
                 sources.Add(source);
@@ -161,26 +161,9 @@ public static class CardBuilder
     }
 
     // A source that only backs a patient factor (Beers for "age 65 and over") is cited only when that factor applies.
-    private static bool Shown(Finding finding, RuleSource source)
-    {
-        if (!finding.Rule.Factors.Any(f => string.Equals(f.Source?.Id, source.Id, StringComparison.Ordinal))) return true;
-        return finding.Factors.Any(f => string.Equals(f.Source?.Id, source.Id, StringComparison.Ordinal));
-    }
-
-    private static int FirstIndexOf(IReadOnlyList<RuleSource> sources, string id)
-    {
-        for (var i = 0; i < sources.Count; i++)
-        {
-            if (string.Equals(sources[i].Id, id, StringComparison.Ordinal)) return i;
-        }
-
-        return -1;
-    }
-
-    // The same source cited by two rules: field by field, without hashing the records' texts.
-    private static bool SameSource(RuleSource x, RuleSource y) =>
-        string.Equals(x.Id, y.Id, StringComparison.Ordinal) && string.Equals(x.Label, y.Label, StringComparison.Ordinal)
-        && string.Equals(x.Url, y.Url, StringComparison.Ordinal);
+    // Sources compare as records (id, label, url), field by field, with nothing hashed.
+    private static bool Shown(Finding finding, RuleSource source) =>
+        !finding.Rule.Factors.Any(f => f.Source == source) || finding.Factors.Any(f => f.Source == source);
 
     private static void Describe(StringBuilder text, ResolvedDrug drug)
     {

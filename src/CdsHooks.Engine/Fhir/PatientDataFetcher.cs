@@ -134,7 +134,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
             var pages = first.Resource is Bundle ? await FollowPagesAsync(server, first, cancellationToken) : [first];
             await CacheAsync(cacheKey, pages, cancellationToken);
             Telemetry.CdsMetrics.FhirFetchDuration.Record(clock.Elapsed.TotalMilliseconds, new KeyValuePair<string, object?>("key", key));
-            return (key, Merge(pages), null);
+            return (key, Merge([.. pages.Select(p => p.Resource)]), null);
         }
         catch (Exception e)
         {
@@ -167,9 +167,9 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     }
 
     // The pages of a search as one Bundle of all their entries; a single resource as it is.
-    private static Resource Merge(IReadOnlyList<Page> pages) =>
-        pages is [{ Resource: not Bundle } single] ? single.Resource
-            : new Bundle { Type = ((Bundle)pages[0].Resource).Type, Entry = [.. pages.SelectMany(p => ((Bundle)p.Resource).Entry)] };
+    private static Resource Merge(List<Resource> pages) =>
+        pages is [var single] && single is not Bundle ? single
+            : new Bundle { Type = ((Bundle)pages[0]).Type, Entry = [.. pages.SelectMany(p => ((Bundle)p).Entry)] };
 
     private async Task<(string Reference, Medication? Medication, string? Problem)> ReadMedicationAsync(Server server, string reference, CancellationToken cancellationToken)
     {
@@ -201,10 +201,10 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
             if (bytes is null) return null;
             using var document = JsonDocument.Parse(bytes, JsonOptions);
             var root = document.RootElement;
-            var pages = new List<Page>();
+            var pages = new List<Resource>();
             foreach (var item in root.ValueKind == JsonValueKind.Array ? [.. root.EnumerateArray()] : new[] { root })
             {
-                pages.Add(new Page(Read(item, "cache") ?? throw new FhirFetchException("unreadable cache entry"), []));
+                pages.Add(Read(item, "cache") ?? throw new FhirFetchException("unreadable cache entry"));
             }
 
             return pages.Count == 0 ? null : Merge(pages) as T;
