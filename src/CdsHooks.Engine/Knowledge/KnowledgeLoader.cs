@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using CdsHooks.Engine.Hooks;
 using Hl7.Fhir.Model;
@@ -21,7 +22,10 @@ public static partial class KnowledgeLoader
     // only the ValueSet classes (Firely's model of all of FHIR costs the service about 10 MB: FhirJson.Configure); a file
     // it refuses is read again with the whole model, which decides, so that an element of another type (an extension's
     // value[x]) is judged as Firely would judge it.
-    private static readonly JsonSerializerOptions StrictValueSet = new JsonSerializerOptions().ForFhir(ValueSetModel());
+    // Firely's own converter reads any resource through its model of the base classes (ClassMapping.Resource): reflection
+    // over all of Hl7.Fhir.Base, which also loads Newtonsoft.Json, System.IO.Compression and System.Net.Mail, at start and
+    // for nothing. Reading the file as a ValueSet object uses the ValueSet model alone, with the same checks.
+    private static readonly JsonSerializerOptions StrictValueSet = new() { Converters = { new ValueSetConverter() } };
 
     private static readonly Lazy<JsonSerializerOptions> StrictFhir = new(() => new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector));
 
@@ -30,6 +34,17 @@ public static partial class KnowledgeLoader
         var model = new Hl7.Fhir.Introspection.ModelInspector(Hl7.Fhir.Specification.FhirRelease.R4);
         model.ImportType(typeof(ValueSet));
         return model;
+    }
+
+    private sealed class ValueSetConverter : JsonConverter<ValueSet>
+    {
+        private readonly BaseFhirJsonDeserializer deserializer = new(ValueSetModel(), new DeserializerSettings());
+
+        public override ValueSet Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            (ValueSet)deserializer.DeserializeObject(typeof(ValueSet), ref reader);
+
+        public override void Write(Utf8JsonWriter writer, ValueSet value, JsonSerializerOptions options) =>
+            throw new NotSupportedException("Value sets are only read.");
     }
 
     private static readonly IDeserializer Yaml = new DeserializerBuilder()
