@@ -6,18 +6,20 @@ WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props ./
 COPY src/CdsHooks.Engine/CdsHooks.Engine.csproj src/CdsHooks.Engine/
 COPY src/CdsHooks.Api/CdsHooks.Api.csproj src/CdsHooks.Api/
-# For the image's architecture (amd64, arm64), which ReadyToRun compiles for.
+# For the image's architecture (amd64, arm64): the image carries its own trimmed runtime.
 ARG TARGETARCH
-RUN dotnet restore src/CdsHooks.Api/CdsHooks.Api.csproj -a $TARGETARCH
+RUN dotnet restore src/CdsHooks.Api/CdsHooks.Api.csproj -a $TARGETARCH -p:SelfContained=true -p:PublishTrimmed=true
 COPY src/ src/
 COPY cards/ cards/
 COPY samples/patients/ samples/patients/
-# ReadyToRun: compiled ahead of time, so the service does not JIT-compile its dependencies as it starts (Firely's
-# model alone is a 250 KB method): first call in about 0.6 s instead of 1 s, 40-70 MB less memory (docs/performance.md).
-RUN dotnet publish src/CdsHooks.Api/CdsHooks.Api.csproj -c Release --no-restore -a $TARGETARCH --self-contained false \
-    -p:PublishReadyToRun=true -o /app
+# Self-contained, with the .NET and ASP.NET Core frameworks trimmed to what the service uses (the packages and our own
+# code stay whole; src/CdsHooks.Api/CdsHooks.Api.csproj): peak working set under load about 140 MB instead of 180-200 MB
+# with the shared framework, for a first call in about 1.3 s instead of 0.6-0.8 s (docs/performance.md).
+# TrimmedServiceTests publishes the service the same way and holds it to the untrimmed service's answers.
+RUN dotnet publish src/CdsHooks.Api/CdsHooks.Api.csproj -c Release --no-restore -a $TARGETARCH --self-contained -p:PublishTrimmed=true -o /app
 
-FROM mcr.microsoft.com/dotnet/aspnet:10.0
+# The runtime is in /app: the base image needs only the native libraries it uses.
+FROM mcr.microsoft.com/dotnet/runtime-deps:10.0
 WORKDIR /app
 COPY --from=build /app .
 # The knowledge is in the image at /app/cards; mount a volume there (or set Knowledge__Path) to use a site's own rules.
@@ -27,5 +29,5 @@ ENV ASPNETCORE_HTTP_PORTS=8080
 EXPOSE 8080
 USER $APP_UID
 # The runtime image has no curl: the service probes its own liveness endpoint.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["dotnet", "CdsHooks.Api.dll", "--health-check"]
-ENTRYPOINT ["dotnet", "CdsHooks.Api.dll"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["/app/CdsHooks.Api", "--health-check"]
+ENTRYPOINT ["/app/CdsHooks.Api"]

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -8,6 +9,7 @@ namespace CdsHooks.Api.Tests;
 public sealed class ServiceProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
 
     private ServiceProcess(Process process, string baseUrl)
     {
@@ -17,7 +19,13 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public string BaseUrl { get; }
 
-    public static async Task<ServiceProcess> StartAsync(IReadOnlyDictionary<string, string>? settings = null)
+    /// <summary>What the service wrote to standard output and error so far, one line per entry.</summary>
+    public IReadOnlyCollection<string> Output => _output;
+
+    /// <param name="settings">Configuration, as environment variables.</param>
+    /// <param name="executable">A published service's own executable; by default the build's CdsHooks.Api.dll,
+    /// run by dotnet.</param>
+    public static async Task<ServiceProcess> StartAsync(IReadOnlyDictionary<string, string>? settings = null, string? executable = null)
     {
         int port;
         using (var listener = new TcpListener(IPAddress.Loopback, 0))
@@ -26,26 +34,30 @@ public sealed class ServiceProcess : IAsyncDisposable
             port = ((IPEndPoint)listener.LocalEndpoint).Port;
         }
 
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "CdsHooks.Api.dll")])
+        var start = executable is null
+            ? new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "CdsHooks.Api.dll")])
+            : new ProcessStartInfo(executable);
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.WorkingDirectory = Path.GetDirectoryName(executable) ?? AppContext.BaseDirectory;
+        foreach (var (key, value) in new Dictionary<string, string>
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
-            Environment =
-            {
-                ["ASPNETCORE_ENVIRONMENT"] = "Development",
-                ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
-                ["Audit__ConnectionString"] = $"Data Source={Path.Combine(Path.GetTempPath(), $"cds-hooks-process-{Guid.NewGuid():N}.db")}",
-                ["Serilog__MinimumLevel__Default"] = "Warning",
-            },
-        };
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
+            ["Audit__ConnectionString"] = $"Data Source={Path.Combine(Path.GetTempPath(), $"cds-hooks-process-{Guid.NewGuid():N}.db")}",
+            ["Serilog__MinimumLevel__Default"] = "Warning",
+        })
+        {
+            start.Environment[key] = value;
+        }
+
         foreach (var (key, value) in settings ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}");
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) service._output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) service._output.Enqueue(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}");
         using var client = new HttpClient();
         for (var attempt = 0; attempt < 150; attempt++)
         {
@@ -62,7 +74,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
 
         await service.DisposeAsync();
-        throw new InvalidOperationException("the service did not start");
+        throw new InvalidOperationException("the service did not start:\n" + string.Join("\n", service.Output.TakeLast(20)));
     }
 
     public async ValueTask DisposeAsync()
