@@ -2,7 +2,10 @@
 # HTTP load benchmark on loopback (docs/performance.md): the service in Release against a minimal ASP.NET Core endpoint
 # that reads the same body and answers a fixed card (benchmarks/Baseline), so that the result is a ratio that holds on
 # a noisy machine. hey gives latency percentiles at a fixed rate, wrk the saturation throughput.
-#   benchmarks/load.sh [seconds per measurement, default 20]      (R2R=1 benchmarks/load.sh: the service ReadyToRun)
+#   benchmarks/load.sh [seconds per measurement, default 20]
+#   BUILD=image (the default): the service as the container image builds it, self-contained with trimmed frameworks
+#   BUILD=shared: on the shared framework, as `dotnet run` and a plain `dotnet publish` run it
+#   BUILD=r2r (or R2R=1): on the shared framework, published ReadyToRun (precompiled)
 # Needs: wrk and hey (apt-get install wrk hey), curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +14,18 @@ work=$(mktemp -d /tmp/cds-hooks-load.XXXXXX)
 service_url=http://127.0.0.1:5091/cds-services/medication-safety-order-sign
 baseline_url=http://127.0.0.1:5092/cds-services/medication-safety-order-sign
 
-echo "building (Release)..."
-# R2R=1 publishes the service ReadyToRun (precompiled): less JIT at start-up and a smaller working set.
-dotnet publish src/CdsHooks.Api -c Release -o "$work/api" ${R2R:+-r linux-x64 --self-contained false -p:PublishReadyToRun=true} >/dev/null
+build=${BUILD:-$([ -n "${R2R:-}" ] && echo r2r || echo image)}
+echo "building (Release, $build)..."
+rid=$(dotnet --info | awk '/^ *RID:/ {print $2; exit}')
+case $build in
+  image) dotnet publish src/CdsHooks.Api -c Release -r "$rid" --self-contained -p:PublishTrimmed=true -o "$work/api" >/dev/null
+         run_service() { exec "$work/api/CdsHooks.Api"; } ;;
+  shared) dotnet publish src/CdsHooks.Api -c Release -o "$work/api" >/dev/null
+         run_service() { exec dotnet "$work/api/CdsHooks.Api.dll"; } ;;
+  r2r)   dotnet publish src/CdsHooks.Api -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true -o "$work/api" >/dev/null
+         run_service() { exec dotnet "$work/api/CdsHooks.Api.dll"; } ;;
+  *) echo "BUILD is image, shared or r2r" >&2; exit 2 ;;
+esac
 dotnet publish benchmarks/Baseline -c Release -o "$work/baseline" >/dev/null
 dotnet publish benchmarks/SlowFhirServer -c Release -o "$work/fhir" >/dev/null
 dotnet build benchmarks/CdsHooks.Benchmarks -c Release >/dev/null
@@ -59,7 +71,7 @@ trap 'kill $service $baseline $fhir $pages $cold $authenticated 2>/dev/null || t
 ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5091 Fatigue__Enabled=false Playground__Enabled=false \
   Fhir__AllowedServers__0=http://127.0.0.1:5093/fhir Fhir__AllowedServers__1=http://127.0.0.1:5095/fhir \
   Audit__ConnectionString="Data Source=$work/audit.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
-  dotnet "$work/api/CdsHooks.Api.dll" >"$work/service.log" 2>&1 &
+  run_service >"$work/service.log" 2>&1 &
 service=$!
 start=$(date +%s%N)
 for _ in $(seq 1 1500); do
@@ -117,7 +129,7 @@ echo "heavy request with paged prefetch, fetching its pages..."
 ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5096 Fatigue__Enabled=false Playground__Enabled=false \
   Fhir__AllowedServers__0=http://127.0.0.1:5095/fhir Fhir__CacheDuration=00:00:00.001 \
   Audit__ConnectionString="Data Source=$work/audit-cold.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
-  dotnet "$work/api/CdsHooks.Api.dll" >"$work/service-cold.log" 2>&1 &
+  run_service >"$work/service-cold.log" 2>&1 &
 cold=$!
 cold_url=http://127.0.0.1:5096/cds-services/medication-safety-order-sign
 for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:5096/health/live)" = 200 ] && break; sleep 0.05; done
@@ -158,7 +170,7 @@ ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5094 Fatigue
   Authentication__Enabled=true Authentication__TrustedClients__0__Issuer=https://ehr.load-test.example \
   Authentication__TrustedClients__0__Jwks="$(cat "$work/jwks.json")" \
   Audit__ConnectionString="Data Source=$work/audit-auth.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
-  dotnet "$work/api/CdsHooks.Api.dll" >"$work/service-auth.log" 2>&1 &
+  run_service >"$work/service-auth.log" 2>&1 &
 authenticated=$!
 for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:5094/health/live)" = 200 ] && break; sleep 0.05; done
 # As long a warm-up as the other instance had before its saturation run: a fresh instance is still compiling.
@@ -171,6 +183,8 @@ auth_reference_rps=$(THREADS=2 START=0 TOKENS="$work/tokens.txt" BODY="$work/typ
 ratio=$(awk -v s="$service_rps" -v b="$baseline_rps" 'BEGIN { printf "%.0f", 100 * s / b }')
 
 cat <<REPORT
+
+The service built as: ${build}
 
 | measure | result | target |
 |---|---|---|
