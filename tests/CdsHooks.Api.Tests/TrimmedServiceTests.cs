@@ -69,6 +69,17 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
     }
 
     [Fact]
+    public void TheImageIsPublishedAsTheseTestsPublishIt()
+    {
+        var publish = File.ReadAllLines(Path.Combine(Repository.Root, "Dockerfile"))
+            .Single(line => line.StartsWith("RUN dotnet publish", StringComparison.Ordinal));
+
+        Assert.Contains("--self-contained", publish, StringComparison.Ordinal);
+        Assert.Contains("-p:PublishTrimmed=true", publish, StringComparison.Ordinal);
+        Assert.Contains("src/CdsHooks.Api/CdsHooks.Api.csproj -c Release", publish, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task DiscoveryIsTheUntrimmedServicesDiscovery()
     {
         var expected = await (await untrimmed.CreateClient().GetAsync(new Uri("/cds-services", UriKind.Relative), Cancel)).Json();
