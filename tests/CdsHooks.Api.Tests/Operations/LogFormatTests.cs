@@ -1,0 +1,62 @@
+using System.Net;
+using System.Text.Json;
+using CdsHooks.Tests;
+
+namespace CdsHooks.Api.Tests.Operations;
+
+/// <summary>The console log as an operator meets it, from the service's own process: compact JSON (one event per line,
+/// for a log collector) outside Development, the human-readable line in Development. Both come from configuration
+/// (appsettings.json, appsettings.Development.json), where an argument added for one environment merges into the
+/// other's sink rather than replacing it.</summary>
+public sealed class LogFormatTests
+{
+    private const string Service = "/cds-services/medication-safety-order-sign";
+
+    [Fact]
+    public async Task ProductionWritesEachEventAsOneLineOfCompactJson()
+    {
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["Authentication__Enabled"] = "true",
+            ["Authentication__PublicBaseUrl"] = "https://cds.example.org",
+            ["Authentication__TrustedClients__0__Issuer"] = "https://ehr.example.org",
+            ["Authentication__TrustedClients__0__JwksUrl"] = "https://ehr.example.org/jwks.json",
+            ["Audit__HashKey"] = "log-format-test-key",
+            ["Serilog__MinimumLevel__Default"] = "Information",
+        });
+
+        var line = await RequestLine(service, l => l.Contains("\"@mt\":\"HTTP {RequestMethod}", StringComparison.Ordinal)
+            && l.Contains("\"RequestMethod\":\"POST\"", StringComparison.Ordinal));
+
+        using var json = JsonDocument.Parse(line);
+        Assert.Equal("HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms", json.RootElement.GetProperty("@mt").GetString());
+        Assert.Equal("/cds-services/medication-safety-order-sign", json.RootElement.GetProperty("RequestPath").GetString());
+        Assert.Equal(401, json.RootElement.GetProperty("StatusCode").GetInt32()); // no token
+        Assert.DoesNotContain(service.Output, l => l.StartsWith('[')); // no event in the human-readable form
+    }
+
+    [Fact]
+    public async Task DevelopmentWritesTheHumanReadableLine()
+    {
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string> { ["Serilog__MinimumLevel__Default"] = "Information" });
+
+        var line = await RequestLine(service, l => l.Contains("HTTP POST /cds-services/medication-safety-order-sign responded 200", StringComparison.Ordinal));
+
+        Assert.Matches(@"^\[\d\d:\d\d:\d\d INF\] HTTP POST ", line);
+    }
+
+    /// <summary>Sends the index sample and returns the one output line that is its request event.</summary>
+    private static async Task<string> RequestLine(ServiceProcess service, Func<string, bool> isRequestEvent)
+    {
+        using var client = new HttpClient();
+        var response = await client.PostJson(service.BaseUrl + Service, Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        Assert.NotEqual(HttpStatusCode.InternalServerError, response.StatusCode);
+        for (var attempt = 0; attempt < 50 && !service.Output.Any(isRequestEvent); attempt++)
+        {
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+
+        return Assert.Single(service.Output, l => isRequestEvent(l));
+    }
+}
