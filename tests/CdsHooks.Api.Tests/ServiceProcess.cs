@@ -11,10 +11,13 @@ public sealed class ServiceProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
 
-    private ServiceProcess(Process process, string baseUrl)
+    private readonly string _database;
+
+    private ServiceProcess(Process process, string baseUrl, string database)
     {
         _process = process;
         BaseUrl = baseUrl;
+        _database = database;
     }
 
     public string BaseUrl { get; }
@@ -34,6 +37,7 @@ public sealed class ServiceProcess : IAsyncDisposable
             port = ((IPEndPoint)listener.LocalEndpoint).Port;
         }
 
+        var database = Path.Combine(Path.GetTempPath(), $"cds-hooks-process-{Guid.NewGuid():N}.db");
         var start = executable is null
             ? new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "CdsHooks.Api.dll")])
             : new ProcessStartInfo(executable);
@@ -44,7 +48,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         {
             ["ASPNETCORE_ENVIRONMENT"] = "Development",
             ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
-            ["Audit__ConnectionString"] = $"Data Source={Path.Combine(Path.GetTempPath(), $"cds-hooks-process-{Guid.NewGuid():N}.db")}",
+            ["Audit__ConnectionString"] = $"Data Source={database}",
             ["Serilog__MinimumLevel__Default"] = "Warning",
         })
         {
@@ -53,7 +57,7 @@ public sealed class ServiceProcess : IAsyncDisposable
 
         foreach (var (key, value) in settings ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
-        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}");
+        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}", database);
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) service._output.Enqueue(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) service._output.Enqueue(e.Data); };
         process.BeginOutputReadLine();
@@ -82,5 +86,6 @@ public sealed class ServiceProcess : IAsyncDisposable
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
         await _process.WaitForExitAsync();
         _process.Dispose();
+        foreach (var file in new[] { _database, _database + "-wal", _database + "-shm" }) File.Delete(file);
     }
 }

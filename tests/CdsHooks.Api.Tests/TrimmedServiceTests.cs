@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.Net;
-using System.Runtime.InteropServices;
+using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using CdsHooks.Api.Tests.Audit;
+using CdsHooks.Api.Tests.Security;
 using CdsHooks.Engine.Fhir;
 using CdsHooks.Tests;
 using Hl7.Fhir.Model;
@@ -12,10 +14,12 @@ using Microsoft.AspNetCore.Hosting;
 namespace CdsHooks.Api.Tests;
 
 /// <summary>The container image's build: published self-contained and trimmed (-p:PublishTrimmed=true, as the
-/// Dockerfile does), started as its own process, and held to the untrimmed service's answers. Trimming removes what
-/// the frameworks' static analysis does not see used, so what breaks shows up only when the published service runs:
-/// here, the hook calls with every sample request (a whole order serialized for a suggestion among them), the FHIR
-/// fallback, discovery, problems for bad input, the OpenAPI document, metrics, and the request logs.</summary>
+/// Dockerfile does), started as its own process configured as a site runs it (Production: JWT authentication, the
+/// compact JSON log, PostgreSQL when CDSHOOKS_TEST_POSTGRES names a server, as in CI), and held to the untrimmed
+/// service's answers. Trimming removes what the frameworks' static analysis does not see used, so what breaks shows up
+/// only when the published service runs: here, the hook calls with every sample request (a whole order serialized for
+/// a suggestion among them), the FHIR fallback, discovery, problems for bad input, the OpenAPI document, metrics, and
+/// the request logs.</summary>
 public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplication untrimmed)
     : IClassFixture<TrimmedService>, IClassFixture<CdsHooksApplication>, IDisposable
 {
@@ -24,6 +28,17 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
     private readonly HttpClient _client = new() { BaseAddress = new Uri(trimmed.Service.BaseUrl) };
 
     public void Dispose() => _client.Dispose();
+
+    /// <summary>A call to the trimmed service with a fresh token from the test EHR, as an EHR makes it.</summary>
+    private Task<HttpResponseMessage> Call(HttpMethod method, string path, string? json = null)
+    {
+        var message = new HttpRequestMessage(method, path);
+        if (json is not null) message.Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", trimmed.Ehr.Token(TrimmedService.PublicBaseUrl + path));
+        return _client.SendAsync(message, Cancel);
+    }
+
+    private Task<HttpResponseMessage> Post(string path, JsonNode request) => Call(HttpMethod.Post, path, request.ToJsonString());
 
     public static TheoryData<string> Samples() =>
         [.. Directory.GetFiles(Path.Combine(Repository.Root, "samples", "requests"), "*.json").Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal)];
@@ -36,15 +51,14 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
         var url = $"/cds-services/medication-safety-{(string)request["hook"]!}";
 
         var expected = await untrimmed.CreateClient().PostJson(url, request);
-        var actual = await _client.PostJson(url, request);
+        var actual = await Post(url, request);
 
         Assert.Equal(HttpStatusCode.OK, expected.StatusCode);
         Assert.Equal(HttpStatusCode.OK, actual.StatusCode);
         Assert.Equal(WithoutUuids(await expected.Json()), WithoutUuids(await actual.Json()));
     }
 
-    [Fact]
-    public async Task TheFhirFallbackFetchesWhatIsNotPrefetched()
+    private JsonNode FallbackRequest()
     {
         var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         request.AsObject().Remove("prefetch");
@@ -54,11 +68,18 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
             ["access_token"] = FhirToken, ["token_type"] = "Bearer", ["expires_in"] = 300,
             ["scope"] = "patient/*.read", ["subject"] = "cds-service",
         };
+        return request;
+    }
+
+    [Fact]
+    public async Task TheFhirFallbackFetchesWhatIsNotPrefetched()
+    {
+        var request = FallbackRequest();
         await using var reference = untrimmed.WithWebHostBuilder(b => b.UseSetting("Fhir:AllowedServers:0", trimmed.Fhir.BaseUrl));
 
         var expected = await reference.CreateClient().PostJson("/cds-services/medication-safety-order-sign", request);
         var before = trimmed.Fhir.RequestsFor("Patient").Count();
-        var actual = await _client.PostJson("/cds-services/medication-safety-order-sign", request);
+        var actual = await Post("/cds-services/medication-safety-order-sign", request);
 
         Assert.Equal(HttpStatusCode.OK, expected.StatusCode);
         Assert.Equal(HttpStatusCode.OK, actual.StatusCode);
@@ -83,7 +104,7 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
     public async Task DiscoveryIsTheUntrimmedServicesDiscovery()
     {
         var expected = await (await untrimmed.CreateClient().GetAsync(new Uri("/cds-services", UriKind.Relative), Cancel)).Json();
-        var actual = await _client.GetAsync(new Uri("/cds-services", UriKind.Relative), Cancel);
+        var actual = await Call(HttpMethod.Get, "/cds-services");
 
         Assert.Equal(HttpStatusCode.OK, actual.StatusCode);
         Assert.Equal(expected.ToJsonString(), (await actual.Json()).ToJsonString());
@@ -94,7 +115,7 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
     [InlineData("{\"hook\": \"order-sign\", \"hookInstance\": 7}")]
     public async Task BadInputGetsAProblem(string body)
     {
-        var response = await _client.PostJson("/cds-services/medication-safety-order-sign", body);
+        var response = await Call(HttpMethod.Post, "/cds-services/medication-safety-order-sign", body);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
@@ -104,7 +125,7 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
     [Fact]
     public async Task OperationsEndpointsAnswer()
     {
-        await _client.PostJson("/cds-services/medication-safety-order-sign", Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        await Post("/cds-services/medication-safety-order-sign", Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
 
         var openApi = await _client.GetAsync(new Uri("/openapi/v1.json", UriKind.Relative), Cancel);
         Assert.Equal(HttpStatusCode.OK, openApi.StatusCode);
@@ -117,16 +138,18 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
     [Fact]
     public async Task RequestsAreLoggedThroughTheConfiguredSinksWithoutPatientData()
     {
-        await _client.PostJson("/cds-services/medication-safety-order-sign", Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        Assert.Equal(HttpStatusCode.OK, (await Post("/cds-services/medication-safety-order-sign", FallbackRequest())).StatusCode);
 
-        // Serilog finds its sinks and enrichers by name in the configuration, by reflection.
+        // Serilog finds its sinks, enrichers and formatter by name in the configuration, by reflection; in Production
+        // each event is a line of compact JSON.
         for (var attempt = 0; attempt < 50 && !trimmed.Service.Output.Any(IsRequestLog); attempt++) await Task.Delay(100, Cancel);
         Assert.Contains(trimmed.Service.Output, IsRequestLog);
         var output = string.Join("\n", trimmed.Service.Output);
         Assert.All(LogCanaries.All.Append(FhirToken), canary => Assert.DoesNotContain(canary, output, StringComparison.OrdinalIgnoreCase));
 
         static bool IsRequestLog(string line) =>
-            line.Contains("POST /cds-services/medication-safety-order-sign responded 200", StringComparison.Ordinal);
+            line.StartsWith('{') && line.Contains("\"RequestPath\":\"/cds-services/medication-safety-order-sign\"", StringComparison.Ordinal)
+            && line.Contains("\"StatusCode\":200", StringComparison.Ordinal);
     }
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
@@ -149,23 +172,63 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
     }
 }
 
-/// <summary>Publishes the service as the container image does, once for the test class, and runs it beside a loopback
-/// FHIR server that holds the index patient.</summary>
+/// <summary>Publishes the service as the container image does, once for the test class, and runs it as a site does
+/// beside a loopback FHIR server that holds the index patient and an EHR that signs the tokens.</summary>
 public sealed class TrimmedService : IAsyncLifetime
 {
+    public const string PublicBaseUrl = "https://cds.trimmed.example";
+
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"cds-hooks-trimmed-{Guid.NewGuid():N}");
+    private PostgresDatabase? _database;
 
     public ServiceProcess Service { get; private set; } = null!;
 
     public FhirTestServer Fhir { get; private set; } = null!;
 
+    public JwksTestServer Ehr { get; private set; } = null!;
+
     public async ValueTask InitializeAsync()
     {
         var app = Path.Combine(_directory, "app");
+        await PublishAsync(app);
+
+        Fhir = await FhirTestServer.StartAsync();
+        var sample = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        Fhir.Add(Resource<Patient>(sample["prefetch"]!["patient"]!));
+        foreach (var entry in sample["prefetch"]!["medications"]!["entry"]!.AsArray()) Fhir.Add(Resource<MedicationRequest>(entry!["resource"]!));
+        foreach (var entry in sample["prefetch"]!["conditions"]!["entry"]!.AsArray()) Fhir.Add(Resource<Condition>(entry!["resource"]!));
+        Ehr = await JwksTestServer.StartAsync();
+
+        var settings = new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["Authentication__Enabled"] = "true",
+            ["Authentication__PublicBaseUrl"] = PublicBaseUrl,
+            ["Authentication__RequireHttpsJwks"] = "false",
+            ["Authentication__TrustedClients__0__Issuer"] = JwksTestServer.Issuer,
+            ["Authentication__TrustedClients__0__JwksUrl"] = Ehr.JwksUrl,
+            ["Audit__HashKey"] = "trimmed-service-hash-key",
+            ["Fatigue__Enabled"] = "false",
+            ["Fhir__AllowedServers__0"] = Fhir.BaseUrl,
+            ["Fhir__RequireHttps"] = "false", // the loopback FHIR server speaks plain HTTP
+            ["Serilog__MinimumLevel__Default"] = "Information",
+        };
+        if (Environment.GetEnvironmentVariable("CDSHOOKS_TEST_POSTGRES") is not null)
+        {
+            _database = await PostgresDatabase.CreateAsync();
+            settings["Audit__Provider"] = "postgres";
+            settings["Audit__ConnectionString"] = _database.ConnectionString;
+        }
+
+        Service = await ServiceProcess.StartAsync(settings, Path.Combine(app, OperatingSystem.IsWindows() ? "CdsHooks.Api.exe" : "CdsHooks.Api"));
+    }
+
+    private async Task PublishAsync(string app)
+    {
         var publish = new ProcessStartInfo("dotnet",
         [
             "publish", Path.Combine(Repository.Root, "src", "CdsHooks.Api", "CdsHooks.Api.csproj"), "-c", "Release",
-            "-r", RuntimeInformation.RuntimeIdentifier, "--self-contained", "-p:PublishTrimmed=true",
+            "--use-current-runtime", "--self-contained", "-p:PublishTrimmed=true",
             // Its own build and intermediate folders, so that it cannot disturb the build the tests run from.
             "--artifacts-path", Path.Combine(_directory, "build"), "-o", app,
         ])
@@ -180,37 +243,32 @@ public sealed class TrimmedService : IAsyncLifetime
             publish.Environment.Remove(key);
         }
 
-        using (var process = Process.Start(publish)!)
+        using var process = Process.Start(publish)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        try
         {
-            var output = process.StandardOutput.ReadToEndAsync();
-            var errors = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            if (process.ExitCode != 0)
-            {
-                throw new InvalidOperationException($"dotnet publish -p:PublishTrimmed=true failed:\n{await output}\n{await errors}");
-            }
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("dotnet publish -p:PublishTrimmed=true took more than 10 minutes");
         }
 
-        Fhir = await FhirTestServer.StartAsync();
-        var sample = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
-        Fhir.Add(Resource<Patient>(sample["prefetch"]!["patient"]!));
-        foreach (var entry in sample["prefetch"]!["medications"]!["entry"]!.AsArray()) Fhir.Add(Resource<MedicationRequest>(entry!["resource"]!));
-        foreach (var entry in sample["prefetch"]!["conditions"]!["entry"]!.AsArray()) Fhir.Add(Resource<Condition>(entry!["resource"]!));
-
-        Service = await ServiceProcess.StartAsync(
-            new Dictionary<string, string>
-            {
-                ["Fatigue__Enabled"] = "false",
-                ["Fhir__AllowedServers__0"] = Fhir.BaseUrl,
-                ["Serilog__MinimumLevel__Default"] = "Information",
-            },
-            Path.Combine(app, OperatingSystem.IsWindows() ? "CdsHooks.Api.exe" : "CdsHooks.Api"));
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"dotnet publish -p:PublishTrimmed=true failed:\n{await output}\n{await errors}");
+        }
     }
 
     public async ValueTask DisposeAsync()
     {
         if (Service is not null) await Service.DisposeAsync();
+        if (Ehr is not null) await Ehr.DisposeAsync();
         if (Fhir is not null) await Fhir.DisposeAsync();
+        if (_database is not null) await _database.DisposeAsync();
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
     }
 
