@@ -95,13 +95,15 @@ public static partial class KnowledgeLoader
             {
                 valueSet = JsonSerializer.Deserialize<ValueSet>(text, StrictValueSet);
             }
-            catch (Exception e) when (e is JsonException or DeserializationFailedException)
+            // InvalidOperationException: JSON that is not an object ("[]"); InvalidCastException: another resource type,
+            // which the whole model reads and cannot return as a ValueSet.
+            catch (Exception e) when (e is JsonException or DeserializationFailedException or InvalidOperationException or InvalidCastException)
             {
                 try
                 {
                     valueSet = JsonSerializer.Deserialize<ValueSet>(text, StrictFhir.Value);
                 }
-                catch (Exception whole) when (whole is JsonException or DeserializationFailedException)
+                catch (Exception whole) when (whole is JsonException or DeserializationFailedException or InvalidOperationException or InvalidCastException)
                 {
                     throw new KnowledgeException(name, "(file)", $"not a valid FHIR R4 ValueSet: {whole.Message}");
                 }

@@ -106,6 +106,20 @@ public sealed class KnowledgeLoaderTests : IDisposable
         Assert.Contains("dispaly", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("[]")]
+    [InlineData("{\"resourceType\": \"Patient\", \"id\": \"p1\"}")]
+    [InlineData("{\"resourceType\": \"Medication\"")]
+    public void AValueSetFileThatIsNotAValueSetIsRefusedByName(string json)
+    {
+        File.WriteAllText(Path.Combine(_copy, "valuesets", "mirtazapine.json"), json);
+
+        var error = Assert.Throws<KnowledgeException>(() => KnowledgeLoader.Load(_copy));
+
+        Assert.Equal(Path.Combine("valuesets", "mirtazapine.json"), error.File);
+        Assert.Contains("not a valid FHIR R4 ValueSet", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ValueSetWithElementsOfOtherFhirTypesLoads()
     {
