@@ -13,8 +13,8 @@ COPY src/ src/
 COPY cards/ cards/
 COPY samples/patients/ samples/patients/
 # Self-contained, with the .NET and ASP.NET Core frameworks trimmed to what the service uses (the packages and our own
-# code stay whole; src/CdsHooks.Api/CdsHooks.Api.csproj): peak working set under load about 140 MB instead of 180-200 MB
-# with the shared framework, for a first call in about 1.3 s instead of 0.6-0.8 s (docs/performance.md).
+# code stay whole; src/CdsHooks.Api/CdsHooks.Api.csproj): peak working set under the load script about 155 MB instead of
+# 190-210 MB with the shared framework, for a first call in about 1.3 s instead of 0.5-0.8 s (docs/performance.md).
 # TrimmedServiceTests publishes the service the same way and holds it to the untrimmed service's answers.
 RUN dotnet publish src/CdsHooks.Api/CdsHooks.Api.csproj -c Release --no-restore -a $TARGETARCH --self-contained -p:PublishTrimmed=true -o /app
 
