@@ -16,13 +16,12 @@ baseline_url=http://127.0.0.1:5092/cds-services/medication-safety-order-sign
 
 build=${BUILD:-$([ -n "${R2R:-}" ] && echo r2r || echo image)}
 echo "building (Release, $build)..."
-rid=$(dotnet --info | awk '/^ *RID:/ {print $2; exit}')
 case $build in
-  image) dotnet publish src/CdsHooks.Api -c Release -r "$rid" --self-contained -p:PublishTrimmed=true -o "$work/api" >/dev/null
+  image) dotnet publish src/CdsHooks.Api -c Release --use-current-runtime --self-contained -p:PublishTrimmed=true -o "$work/api" >/dev/null
          run_service() { exec "$work/api/CdsHooks.Api"; } ;;
   shared) dotnet publish src/CdsHooks.Api -c Release -o "$work/api" >/dev/null
          run_service() { exec dotnet "$work/api/CdsHooks.Api.dll"; } ;;
-  r2r)   dotnet publish src/CdsHooks.Api -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true -o "$work/api" >/dev/null
+  r2r)   dotnet publish src/CdsHooks.Api -c Release --use-current-runtime --self-contained false -p:PublishReadyToRun=true -o "$work/api" >/dev/null
          run_service() { exec dotnet "$work/api/CdsHooks.Api.dll"; } ;;
   *) echo "BUILD is image, shared or r2r" >&2; exit 2 ;;
 esac

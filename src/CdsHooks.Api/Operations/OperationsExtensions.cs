@@ -61,8 +61,8 @@ internal sealed class DatabaseHealthCheck(CardStore store) : IHealthCheck
             : HealthCheckResult.Unhealthy($"{store.Provider} unreachable");
 }
 
-/// <summary><c>dotnet CdsHooks.Api.dll --health-check</c>: asks the running service's liveness endpoint, for the
-/// container's HEALTHCHECK (the runtime image has no curl).</summary>
+/// <summary><c>CdsHooks.Api --health-check</c> (or <c>dotnet CdsHooks.Api.dll --health-check</c>): asks the running
+/// service's liveness endpoint, for the container's HEALTHCHECK (the runtime image has no curl).</summary>
 public static class HealthProbe
 {
     public static async Task<int> RunAsync()
