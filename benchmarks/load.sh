@@ -60,6 +60,9 @@ function request()
 end
 LUA
 
+# Waits until the service on that loopback port answers its liveness endpoint.
+wait_live() { for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$1/health/live")" = 200 ] && break; sleep 0.05; done; }
+
 # Every process started here is stopped when the script ends, however it ends.
 service= baseline= fhir= pages= cold= authenticated=
 trap 'kill $service $baseline $fhir $pages $cold $authenticated 2>/dev/null || true' EXIT
@@ -131,7 +134,7 @@ ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5096 Fatigue
   run_service >"$work/service-cold.log" 2>&1 &
 cold=$!
 cold_url=http://127.0.0.1:5096/cds-services/medication-safety-order-sign
-for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:5096/health/live)" = 200 ] && break; sleep 0.05; done
+wait_live 5096
 hey -z 10s -c 20 -q 10 -m POST -T application/json -D "$work/heavy-paged.json" $cold_url >/dev/null
 cold_before=$(curl -s http://127.0.0.1:5095/count)
 hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$work/heavy-paged.json" $cold_url > "$work/cold.hey"
@@ -171,7 +174,7 @@ ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5094 Fatigue
   Audit__ConnectionString="Data Source=$work/audit-auth.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
   run_service >"$work/service-auth.log" 2>&1 &
 authenticated=$!
-for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:5094/health/live)" = 200 ] && break; sleep 0.05; done
+wait_live 5094
 # As long a warm-up as the other instance had before its saturation run: a fresh instance is still compiling.
 THREADS=2 START=0 TOKENS="$work/tokens.txt" BODY="$work/typical.json" wrk -t2 -c32 -d20s -s "$work/auth.lua" $auth_url >/dev/null
 auth_out=$(THREADS=2 START=100000 TOKENS="$work/tokens.txt" BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/auth.lua" $auth_url)

@@ -18,8 +18,6 @@ namespace CdsHooks.Benchmarks;
 /// </summary>
 public static class AllocationReport
 {
-    private static readonly DateOnly Today = new(2026, 11, 26);
-
     public static void Run(string size, int calls, TextWriter output)
     {
         var knowledge = KnowledgeLoader.Load(Requests.Cards);
@@ -49,7 +47,7 @@ public static class AllocationReport
             var request = HookRequestReader.Read(document.RootElement, service);
             Stage(1);
             var data = PatientData.FromRequest(request);
-            var patient = PatientContextBuilder.Build(request, data, PatientContextBuilder.NewMedications(request, data.Medications), Today);
+            var patient = PatientContextBuilder.Build(request, data, PatientContextBuilder.NewMedications(request, data.Medications), EngineBenchmarks.Today);
             Stage(2);
             var problems = evaluator.Evaluate(patient);
             Stage(3);

@@ -21,7 +21,8 @@ public class EngineBenchmarks
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     });
 
-    private static readonly DateOnly Today = new(2026, 11, 26);
+    /// <summary>The day the requests are evaluated on, so that ages and look-back windows do not move between runs.</summary>
+    internal static readonly DateOnly Today = new(2026, 11, 26);
     private readonly HookService _service = HookCatalog.Find("medication-safety-order-sign")!;
     private KnowledgeBase _knowledge = null!;
     private CdsEngine _engine = null!;
@@ -41,7 +42,7 @@ public class EngineBenchmarks
     {
         _knowledge = KnowledgeLoader.Load(Requests.Cards);
         var fhir = new PagedFhirServer(Requests.HeavyPaged.Pages);
-        _engine = Size == "heavy-paged" ? new CdsEngine(_knowledge, TimeProvider.System, fhir.Fetcher()) : new CdsEngine(_knowledge, TimeProvider.System);
+        _engine = new CdsEngine(_knowledge, TimeProvider.System, Size == "heavy-paged" ? fhir.Fetcher() : null);
         _evaluator = new Evaluator(_knowledge);
         _body = System.Text.Encoding.UTF8.GetBytes(Size switch
         {
@@ -59,13 +60,11 @@ public class EngineBenchmarks
             string Summaries(HookResult result) => string.Join('|', result.Cards.Select(c => c.Card.Summary));
             using var heavy = JsonDocument.Parse(Requests.Heavy);
             var expected = Summaries(new CdsEngine(_knowledge, TimeProvider.System).EvaluateAsync(HookRequestReader.Read(heavy.RootElement, _service)).GetAwaiter().GetResult());
-            using var paged = JsonDocument.Parse(_body);
-            var actual = Summaries(_engine.EvaluateAsync(HookRequestReader.Read(paged.RootElement, _service)).GetAwaiter().GetResult());
+            var actual = Summaries(_engine.EvaluateAsync(_request).GetAwaiter().GetResult());
             if (actual != expected) throw new InvalidOperationException($"the paged request gave other cards than the heavy one: {actual} / {expected}");
             if (fhir.Served != Requests.HeavyPaged.Pages.Count) throw new InvalidOperationException($"{fhir.Served} pages fetched, not {Requests.HeavyPaged.Pages.Count}");
             // And the pages were merged: the three of them hold the heavy request's 60 active medications.
-            using var again = JsonDocument.Parse(_body);
-            var data = fhir.Fetcher().CompleteAsync(HookRequestReader.Read(again.RootElement, _service), CancellationToken.None).GetAwaiter().GetResult();
+            var data = fhir.Fetcher().CompleteAsync(_request, CancellationToken.None).GetAwaiter().GetResult();
             var merged = (data.For(PrefetchKeys.Medications).Resource as Hl7.Fhir.Model.Bundle)?.Entry.Count;
             if (merged != 60) throw new InvalidOperationException($"the merged medications Bundle holds {merged} entries, not 60");
         }

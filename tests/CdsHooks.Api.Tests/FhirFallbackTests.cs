@@ -24,9 +24,7 @@ public sealed class FhirFallbackTests : IAsyncLifetime
     {
         _fhir = await FhirTestServer.StartAsync();
         var sample = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
-        _fhir.Add(Resource<Patient>(sample["prefetch"]!["patient"]!));
-        _fhir.Add(Resource<MedicationRequest>(sample["prefetch"]!["medications"]!["entry"]![0]!["resource"]!));
-        _fhir.Add(Resource<Condition>(sample["prefetch"]!["conditions"]!["entry"]![0]!["resource"]!));
+        _fhir.AddPrefetchOf(sample);
         _app = new CdsHooksApplication();
         _service = Configure(_app, _fhir.BaseUrl);
     }
@@ -47,17 +45,11 @@ public sealed class FhirFallbackTests : IAsyncLifetime
             .UseSetting("Fhir:CallTimeout", "00:00:00.400")
             .UseSetting("Fhir:Budget", "00:00:01"));
 
-    private static T Resource<T>(JsonNode node) where T : Resource => JsonSerializer.Deserialize<T>(node.ToJsonString(), FhirJson.Options)!;
-
     private JsonNode Request(string token = Token, Action<JsonObject>? prefetch = null)
     {
         var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         request["fhirServer"] = _fhir.BaseUrl;
-        request["fhirAuthorization"] = new JsonObject
-        {
-            ["access_token"] = token, ["token_type"] = "Bearer", ["expires_in"] = 300,
-            ["scope"] = "patient/*.read", ["subject"] = "cds-service",
-        };
+        request["fhirAuthorization"] = FhirTestServer.Authorization(token);
         if (prefetch is null) request.AsObject().Remove("prefetch");
         else prefetch(request["prefetch"]!.AsObject());
         return request;

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CdsHooks.Engine.Fhir;
 using Hl7.Fhir.Model;
 using Microsoft.AspNetCore.Builder;
@@ -63,6 +64,24 @@ public sealed class FhirTestServer : IAsyncDisposable
     {
         foreach (var resource in resources) Resources.GetOrAdd(resource.TypeName, _ => []).Add(resource);
     }
+
+    /// <summary>Serves what a hook request prefetched: its patient, and every entry of its medications and conditions.</summary>
+    public void AddPrefetchOf(JsonNode request)
+    {
+        var prefetch = request["prefetch"]!;
+        Add(Read<Patient>(prefetch["patient"]!));
+        foreach (var entry in prefetch["medications"]!["entry"]!.AsArray()) Add(Read<MedicationRequest>(entry!["resource"]!));
+        foreach (var entry in prefetch["conditions"]!["entry"]!.AsArray()) Add(Read<Condition>(entry!["resource"]!));
+    }
+
+    /// <summary>The <c>fhirAuthorization</c> an EHR sends with a hook call, carrying <paramref name="token"/>.</summary>
+    public static JsonObject Authorization(string token) => new()
+    {
+        ["access_token"] = token, ["token_type"] = "Bearer", ["expires_in"] = 300,
+        ["scope"] = "patient/*.read", ["subject"] = "cds-service",
+    };
+
+    private static T Read<T>(JsonNode node) where T : Resource => JsonSerializer.Deserialize<T>(node.ToJsonString(), FhirJson.Options)!;
 
     public IEnumerable<Recorded> RequestsFor(string type) => Requests.Where(r => r.Path.StartsWith("/fhir/" + type, StringComparison.Ordinal));
 

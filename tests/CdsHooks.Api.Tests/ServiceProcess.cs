@@ -25,6 +25,19 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>What the service wrote to standard output and error so far, one line per entry.</summary>
     public IReadOnlyCollection<string> Output => _output;
 
+    /// <summary>Waits up to five seconds for a line of output that <paramref name="matches"/> (the log is written by a
+    /// background thread), and returns whether one came.</summary>
+    public async Task<bool> WaitForOutputAsync(Func<string, bool> matches)
+    {
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            if (_output.Any(matches)) return true;
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+
+        return _output.Any(matches);
+    }
+
     /// <param name="settings">Configuration, as environment variables.</param>
     /// <param name="executable">A published service's own executable; by default the build's CdsHooks.Api.dll,
     /// run by dotnet.</param>
@@ -44,17 +57,10 @@ public sealed class ServiceProcess : IAsyncDisposable
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         start.WorkingDirectory = Path.GetDirectoryName(executable) ?? AppContext.BaseDirectory;
-        foreach (var (key, value) in new Dictionary<string, string>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Development",
-            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
-            ["Audit__ConnectionString"] = $"Data Source={database}",
-            ["Serilog__MinimumLevel__Default"] = "Warning",
-        })
-        {
-            start.Environment[key] = value;
-        }
-
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
+        start.Environment["Audit__ConnectionString"] = $"Data Source={database}";
+        start.Environment["Serilog__MinimumLevel__Default"] = "Warning";
         foreach (var (key, value) in settings ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
         var service = new ServiceProcess(process, $"http://127.0.0.1:{port}", database);

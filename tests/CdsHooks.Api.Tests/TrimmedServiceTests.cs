@@ -66,11 +66,7 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
         var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         request.AsObject().Remove("prefetch");
         request["fhirServer"] = trimmed.Fhir.BaseUrl;
-        request["fhirAuthorization"] = new JsonObject
-        {
-            ["access_token"] = token, ["token_type"] = "Bearer", ["expires_in"] = 300,
-            ["scope"] = "patient/*.read", ["subject"] = "cds-service",
-        };
+        request["fhirAuthorization"] = FhirTestServer.Authorization(token);
         return request;
     }
 
@@ -144,7 +140,7 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
 
         // Serilog finds its sinks, enrichers and formatter by name in the configuration, by reflection; in Production
         // each event is a line of compact JSON.
-        for (var attempt = 0; attempt < 50 && !trimmed.Service.Output.Any(IsRequestLog); attempt++) await Task.Delay(100, Cancel);
+        await trimmed.Service.WaitForOutputAsync(IsRequestLog);
         Assert.Contains(trimmed.Service.Output, IsRequestLog);
         var output = string.Join("\n", trimmed.Service.Output);
         Assert.All(LogCanaries.All.Append(FhirToken), canary => Assert.DoesNotContain(canary, output, StringComparison.OrdinalIgnoreCase));
@@ -195,10 +191,7 @@ public sealed class TrimmedService : IAsyncLifetime
         await PublishAsync(app);
 
         Fhir = await FhirTestServer.StartAsync();
-        var sample = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
-        Fhir.Add(Resource<Patient>(sample["prefetch"]!["patient"]!));
-        foreach (var entry in sample["prefetch"]!["medications"]!["entry"]!.AsArray()) Fhir.Add(Resource<MedicationRequest>(entry!["resource"]!));
-        foreach (var entry in sample["prefetch"]!["conditions"]!["entry"]!.AsArray()) Fhir.Add(Resource<Condition>(entry!["resource"]!));
+        Fhir.AddPrefetchOf(Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
         Ehr = await JwksTestServer.StartAsync();
 
         var settings = new Dictionary<string, string>
@@ -273,6 +266,4 @@ public sealed class TrimmedService : IAsyncLifetime
         if (_database is not null) await _database.DisposeAsync();
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
     }
-
-    private static T Resource<T>(JsonNode node) where T : Resource => JsonSerializer.Deserialize<T>(node.ToJsonString(), FhirJson.Options)!;
 }

@@ -1,3 +1,4 @@
+using System.Data;
 using System.Data.Common;
 using CdsHooks.Engine.Evaluation;
 using CdsHooks.Engine.Hooks;
@@ -156,8 +157,9 @@ public sealed class CardStore : IDisposable
         await using var insert = connection.CreateCommand();
         insert.Transaction = transaction;
         insert.CommandText = "INSERT INTO used_token (issuer, jti, expires_at) VALUES (@issuer, @jti, @expires_at) ON CONFLICT DO NOTHING";
-        var (issuer, jti, expires) = (Parameter(insert, "issuer", System.Data.DbType.String), Parameter(insert, "jti", System.Data.DbType.String),
-            Parameter(insert, "expires_at", System.Data.DbType.Int64));
+        var issuer = Parameter(insert, "issuer", DbType.String);
+        var jti = Parameter(insert, "jti", DbType.String);
+        var expires = Parameter(insert, "expires_at", DbType.Int64);
         foreach (var i in order)
         {
             issuer.Value = uses[i].Issuer;
@@ -228,11 +230,18 @@ public sealed class CardStore : IDisposable
             VALUES (@card_uuid, @service_id, @hook, @hook_instance, @rule_id, @rule_version, @indicator, @drugs,
                     @patient_hash, @encounter_hash, @suggestion_ids, @issued_at)
             """;
-        var (uuid, service, hook, instance, rule, version, indicator, drugs, patient, encounter, suggestions, issued) = (
-            Parameter(insert, "card_uuid", System.Data.DbType.String), Parameter(insert, "service_id", System.Data.DbType.String), Parameter(insert, "hook", System.Data.DbType.String),
-            Parameter(insert, "hook_instance", System.Data.DbType.String), Parameter(insert, "rule_id", System.Data.DbType.String), Parameter(insert, "rule_version", System.Data.DbType.Int32),
-            Parameter(insert, "indicator", System.Data.DbType.String), Parameter(insert, "drugs", System.Data.DbType.String), Parameter(insert, "patient_hash", System.Data.DbType.String),
-            Parameter(insert, "encounter_hash", System.Data.DbType.String), Parameter(insert, "suggestion_ids", System.Data.DbType.String), Parameter(insert, "issued_at", System.Data.DbType.Int64));
+        var uuid = Parameter(insert, "card_uuid", DbType.String);
+        var service = Parameter(insert, "service_id", DbType.String);
+        var hook = Parameter(insert, "hook", DbType.String);
+        var instance = Parameter(insert, "hook_instance", DbType.String);
+        var rule = Parameter(insert, "rule_id", DbType.String);
+        var version = Parameter(insert, "rule_version", DbType.Int32);
+        var indicator = Parameter(insert, "indicator", DbType.String);
+        var drugs = Parameter(insert, "drugs", DbType.String);
+        var patient = Parameter(insert, "patient_hash", DbType.String);
+        var encounter = Parameter(insert, "encounter_hash", DbType.String);
+        var suggestions = Parameter(insert, "suggestion_ids", DbType.String);
+        var issued = Parameter(insert, "issued_at", DbType.Int64);
         foreach (var c in cards)
         {
             uuid.Value = c.CardUuid;
@@ -382,7 +391,7 @@ public sealed class CardStore : IDisposable
     }
 
     // A parameter of a command run once per row: named as in its SQL (so SQLite finds it at the first lookup) and typed.
-    private static DbParameter Parameter(DbCommand command, string name, System.Data.DbType type)
+    private static DbParameter Parameter(DbCommand command, string name, DbType type)
     {
         var parameter = command.CreateParameter();
         parameter.ParameterName = "@" + name;

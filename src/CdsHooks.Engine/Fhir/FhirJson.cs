@@ -260,8 +260,8 @@ public static class FhirJson
 
 /// <summary>FHIR R4 resource types by name, found in Firely's assemblies without its model of all of FHIR
 /// (<c>ModelInfo.GetTypeForFhirType</c> builds it on first use: see <c>FhirJson.Configure</c>). A resource's class has the
-/// resource's name, which its <c>[FhirType]</c> attribute confirms (in Firely's base, conformance or R4 assembly). <c>FhirJsonTests</c> holds this
-/// to <c>ModelInfo</c> for every FHIR type name.</summary>
+/// resource's name, which its <c>[FhirType]</c> attribute confirms (in Firely's base, conformance or R4 assembly).
+/// <c>ResourceTypeTests</c> holds this to <c>ModelInfo</c> for every FHIR type name.</summary>
 internal static class ResourceTypes
 {
     private const int MaxRemembered = 1024;

@@ -6,9 +6,9 @@ namespace CdsHooks.Engine.Fhir;
 
 /// <summary>
 /// Reads the resources of a hook request (prefetch: the patient, the Bundles of medications, statements and
-/// conditions; and the orders being placed), and the FHIR server's answers that complete prefetch, into Firely's model with only the elements the engine reads: ids,
-/// statuses, codes, <c>medication[x]</c>, contained Medications, dosage, the dates that say when a medication ended,
-/// the birth date, Bundle links. Everything else is skipped unread. Firely's full deserialization of every element
+/// conditions; and the orders being placed), and the FHIR server's answers that complete prefetch, into Firely's model
+/// with only the elements the engine reads: ids, statuses, codes, <c>medication[x]</c>, contained Medications, dosage,
+/// the dates that say when a medication ended, the birth date, Bundle links. Everything else is skipped unread. Firely's full deserialization of every element
 /// was two thirds of a hook call's CPU and most of its allocations (docs/performance.md). An order keeps its JSON
 /// beside it, and <see cref="Whole{T}"/> parses it whole with Firely when a suggestion returns it.
 /// <para>The elements read are held to the policy of <see cref="FhirJson"/>: a wrong JSON type, a wrong shape (one value

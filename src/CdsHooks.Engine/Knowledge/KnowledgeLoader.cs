@@ -18,13 +18,11 @@ public static partial class KnowledgeLoader
     public const string OverrideReasonSystem = "urn:medication-safety-cds:override-reason";
     public const int MaxSummaryLength = 139;
 
-    // Our own files are held to the strict parser: a typo in a value set must not silently drop a drug. Its model holds
-    // only the ValueSet classes (Firely's model of all of FHIR costs the service about 10 MB: FhirJson.Configure); a file
-    // it refuses is read again with the whole model, which decides, so that an element of another type (an extension's
-    // value[x]) is judged as Firely would judge it.
-    // Firely's own converter reads any resource through its model of the base classes (ClassMapping.Resource): reflection
-    // over all of Hl7.Fhir.Base, which also loads Newtonsoft.Json, System.IO.Compression and System.Net.Mail, at start and
-    // for nothing. Reading the file as a ValueSet object uses the ValueSet model alone, with the same checks.
+    // Our own files are held to the strict parser: a typo in a value set must not silently drop a drug. The file is read
+    // as a ValueSet object with a model of the ValueSet classes only: Firely's model of all of FHIR costs the service
+    // about 10 MB (FhirJson.Configure), and its converter reads any resource through its model of the base classes,
+    // reflecting over all of Hl7.Fhir.Base at start. A file this refuses is read again with the whole model, which
+    // decides, so that an element of another type (an extension's value[x]) is judged as Firely would judge it.
     private static readonly JsonSerializerOptions StrictValueSet = new() { Converters = { new ValueSetConverter() } };
 
     private static readonly Lazy<JsonSerializerOptions> StrictFhir = new(() => new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector));
@@ -46,6 +44,11 @@ public static partial class KnowledgeLoader
         public override void Write(Utf8JsonWriter writer, ValueSet value, JsonSerializerOptions options) =>
             throw new NotSupportedException("Value sets are only read.");
     }
+
+    // What reading a file that is not a valid ValueSet throws: InvalidOperationException for JSON that is not an object
+    // ("[]"), InvalidCastException for another resource type, which the whole model reads and cannot return as a ValueSet.
+    private static bool Unreadable(Exception e) =>
+        e is JsonException or DeserializationFailedException or InvalidOperationException or InvalidCastException;
 
     private static readonly IDeserializer Yaml = new DeserializerBuilder()
         .WithNamingConvention(CamelCaseNamingConvention.Instance)
@@ -95,15 +98,13 @@ public static partial class KnowledgeLoader
             {
                 valueSet = JsonSerializer.Deserialize<ValueSet>(text, StrictValueSet);
             }
-            // InvalidOperationException: JSON that is not an object ("[]"); InvalidCastException: another resource type,
-            // which the whole model reads and cannot return as a ValueSet.
-            catch (Exception e) when (e is JsonException or DeserializationFailedException or InvalidOperationException or InvalidCastException)
+            catch (Exception e) when (Unreadable(e))
             {
                 try
                 {
                     valueSet = JsonSerializer.Deserialize<ValueSet>(text, StrictFhir.Value);
                 }
-                catch (Exception whole) when (whole is JsonException or DeserializationFailedException or InvalidOperationException or InvalidCastException)
+                catch (Exception whole) when (Unreadable(whole))
                 {
                     throw new KnowledgeException(name, "(file)", $"not a valid FHIR R4 ValueSet: {whole.Message}");
                 }

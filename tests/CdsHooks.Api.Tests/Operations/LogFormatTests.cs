@@ -52,11 +52,7 @@ public sealed class LogFormatTests
         using var client = new HttpClient();
         var response = await client.PostJson(service.BaseUrl + Service, Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
         Assert.NotEqual(HttpStatusCode.InternalServerError, response.StatusCode);
-        for (var attempt = 0; attempt < 50 && !service.Output.Any(isRequestEvent); attempt++)
-        {
-            await Task.Delay(100, TestContext.Current.CancellationToken);
-        }
-
+        await service.WaitForOutputAsync(isRequestEvent);
         return Assert.Single(service.Output, l => isRequestEvent(l));
     }
 }

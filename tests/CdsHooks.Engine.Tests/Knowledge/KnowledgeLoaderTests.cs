@@ -12,6 +12,8 @@ public sealed class KnowledgeLoaderTests : IDisposable
 
     private string IndexRule => Path.Combine(_copy, "rules", "mirtazapine-benzodiazepine.yaml");
 
+    private static readonly string MirtazapineValueSet = Path.Combine("valuesets", "mirtazapine.json");
+
     [Fact]
     public void ShippedKnowledgeLoadsWithTheIndexRuleAndItsDrugGroups()
     {
@@ -85,24 +87,24 @@ public sealed class KnowledgeLoaderTests : IDisposable
     [Fact]
     public void ValueSetWithoutRxNormSystemIsRefused()
     {
-        var file = Path.Combine(_copy, "valuesets", "mirtazapine.json");
+        var file = Path.Combine(_copy, MirtazapineValueSet);
         File.WriteAllText(file, File.ReadAllText(file).Replace(DrugGroup.RxNorm, "http://example.org/local", StringComparison.Ordinal));
 
         var error = Assert.Throws<KnowledgeException>(() => KnowledgeLoader.Load(_copy));
 
-        Assert.Equal(Path.Combine("valuesets", "mirtazapine.json"), error.File);
+        Assert.Equal(MirtazapineValueSet, error.File);
         Assert.StartsWith("expansion.contains[0]", error.Field, StringComparison.Ordinal);
     }
 
     [Fact]
     public void ValueSetWithAMisspeltElementIsRefused()
     {
-        var file = Path.Combine(_copy, "valuesets", "mirtazapine.json");
+        var file = Path.Combine(_copy, MirtazapineValueSet);
         File.WriteAllText(file, File.ReadAllText(file).Replace("\"display\"", "\"dispaly\"", StringComparison.Ordinal));
 
         var error = Assert.Throws<KnowledgeException>(() => KnowledgeLoader.Load(_copy));
 
-        Assert.Equal(Path.Combine("valuesets", "mirtazapine.json"), error.File);
+        Assert.Equal(MirtazapineValueSet, error.File);
         Assert.Contains("dispaly", error.Message, StringComparison.Ordinal);
     }
 
@@ -112,11 +114,11 @@ public sealed class KnowledgeLoaderTests : IDisposable
     [InlineData("{\"resourceType\": \"Medication\"")]
     public void AValueSetFileThatIsNotAValueSetIsRefusedByName(string json)
     {
-        File.WriteAllText(Path.Combine(_copy, "valuesets", "mirtazapine.json"), json);
+        File.WriteAllText(Path.Combine(_copy, MirtazapineValueSet), json);
 
         var error = Assert.Throws<KnowledgeException>(() => KnowledgeLoader.Load(_copy));
 
-        Assert.Equal(Path.Combine("valuesets", "mirtazapine.json"), error.File);
+        Assert.Equal(MirtazapineValueSet, error.File);
         Assert.Contains("not a valid FHIR R4 ValueSet", error.Message, StringComparison.Ordinal);
     }
 
@@ -125,7 +127,7 @@ public sealed class KnowledgeLoaderTests : IDisposable
     {
         // An extension's value[x] and a use context's value[x] are types outside the ValueSet classes: the whole
         // FHIR model decides, as it decided before the value set model was made smaller.
-        var file = Path.Combine(_copy, "valuesets", "mirtazapine.json");
+        var file = Path.Combine(_copy, MirtazapineValueSet);
         File.WriteAllText(file, File.ReadAllText(file).Replace("\"status\": \"active\",",
             "\"status\": \"active\", \"extension\": [{\"url\": \"http://example.org/reviewed\", \"valueDate\": \"2026-11-01\"}], " +
             "\"useContext\": [{\"code\": {\"code\": \"focus\"}, \"valueCodeableConcept\": {\"text\": \"older adults\"}}],", StringComparison.Ordinal));
