@@ -63,6 +63,19 @@ public class EvaluatorTests
     }
 
     [Fact]
+    public void CardUuidsAreTimeOrderedSoTheAuditTrailAppendsToItsKey()
+    {
+        var before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var card = CardBuilder.Build(Assert.Single(_evaluator.Evaluate(Patient(80, Drug("197527", MedicationStatus.New), Drug("311725")))));
+        var after = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        var uuid = Guid.Parse(card.Uuid);
+        Assert.Equal(7, uuid.Version);
+        var issuedAt = Convert.ToInt64(card.Uuid.Replace("-", "", StringComparison.Ordinal)[..12], 16); // UUIDv7: Unix ms first
+        Assert.InRange(issuedAt, before, after);
+    }
+
+    [Fact]
     public void TwoLongStandingInteractingDrugsStaySilentWhenSomethingElseIsOrdered()
     {
         var patient = Patient(80, Drug("29046", MedicationStatus.New), Drug("197527"), Drug("311725"));
