@@ -8,7 +8,7 @@ namespace CdsHooks.Engine.Patients;
 /// when the instructions do not say enough, or mix units.</summary>
 public static class Dosing
 {
-    public static DailyDose? DailyDose(IEnumerable<Dosage> instructions)
+    public static DailyDose? DailyDose(IReadOnlyList<Dosage> instructions)
     {
         try
         {
@@ -20,13 +20,13 @@ public static class Dosing
         }
     }
 
-    private static DailyDose? Sum(IEnumerable<Dosage> instructions)
+    private static DailyDose? Sum(IReadOnlyList<Dosage> instructions)
     {
         decimal total = 0;
         string? unit = null;
-        foreach (var dosage in instructions)
+        for (var i = 0; i < instructions.Count; i++)
         {
-            var (amount, doseUnit) = PerDay(dosage);
+            var (amount, doseUnit) = PerDay(instructions[i]);
             if (amount is null || doseUnit is null) return null;
             if (unit is not null && !string.Equals(unit, doseUnit, StringComparison.OrdinalIgnoreCase)) return null;
             unit = doseUnit;
@@ -43,12 +43,18 @@ public static class Dosing
             return Positive(max.Numerator?.Value) is { } most ? (most * PerDayFactor(max.Denominator), UnitOf(max.Numerator)) : (null, null);
         }
 
-        var dose = dosage.DoseAndRate.Select(d => d.Dose switch
+        // The first dose given: a quantity, or the high end of a range.
+        Quantity? dose = null;
+        for (var i = 0; i < dosage.DoseAndRate.Count && dose is null; i++)
         {
-            Quantity q => q,
-            Hl7.Fhir.Model.Range r => r.High,
-            _ => null,
-        }).OfType<Quantity>().FirstOrDefault();
+            dose = dosage.DoseAndRate[i].Dose switch
+            {
+                Quantity q => q,
+                Hl7.Fhir.Model.Range r => r.High,
+                _ => null,
+            };
+        }
+
         var repeat = dosage.Timing?.Repeat;
         if (Positive(dose?.Value) is not { } amount || repeat is null) return (null, null);
 
@@ -68,10 +74,21 @@ public static class Dosing
             "wk" => times / (7 * period),
             "mo" => times / (30 * period),
             // "at bedtime": once per named time of day (a null in the array names none)
-            null when repeat.WhenElement.Count(w => w?.JsonValue is not null) is > 0 and var named => named,
+            null when NamedTimes(repeat.WhenElement) is > 0 and var named => named,
             _ => null,
         };
         return (amount * perDay, UnitOf(dose));
+    }
+
+    private static int NamedTimes(List<Code<Timing.EventTiming>> when)
+    {
+        var named = 0;
+        for (var i = 0; i < when.Count; i++)
+        {
+            if (when[i]?.JsonValue is not null) named++;
+        }
+
+        return named;
     }
 
     private static decimal? Positive(decimal? value) => value > 0 ? value : null;
