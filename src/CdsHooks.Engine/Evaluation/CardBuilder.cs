@@ -13,17 +13,30 @@ public static class CardBuilder
     {
         var head = problem.Head;
         var source = head.Rule.Sources[0];
-        var reasons = problem.All.SelectMany(f => f.Rule.OverrideReasons).DistinctBy(r => r.Code).ToList();
-        var suggestions = Suggestions(problem);
+        // Loops over the findings rather than LINQ chains: this runs for every card (docs/performance.md).
+        List<Finding> all = [head, .. problem.Joined];
+        var reasons = new List<Coding>();
+        var indicator = head.Indicator;
+        foreach (var finding in all)
+        {
+            if (finding.Indicator > indicator) indicator = finding.Indicator;
+            var offered = finding.Rule.OverrideReasons;
+            for (var i = 0; i < offered.Count; i++)
+            {
+                if (IndexOf(reasons, offered[i].Code, static r => r.Code) < 0) reasons.Add(offered[i]);
+            }
+        }
+
+        var suggestions = Suggestions(all);
         return new Card(
             // Time-ordered (UUIDv7): the audit trail's primary key is the card's uuid, and random (v4) keys put every
             // insert on a random page of that index, which SQLite read and wrote back at each commit and checkpoint
             // (a tenth of the service's CPU at saturation, docs/performance.md). 74 random bits still make it unguessable.
             Guid.CreateVersion7().ToString(),
             Summary(head),
-            problem.All.Max(f => f.Indicator),
+            indicator,
             new Source(source.Label, source.Url),
-            Detail(problem),
+            Detail(head, all, problem.Joined),
             suggestions.Count > 0 ? suggestions : null,
             suggestions.Count > 0 ? "at-most-one" : null,
             reasons.Count > 0 ? reasons : null);
@@ -31,31 +44,66 @@ public static class CardBuilder
 
     /// <summary>The concrete actions a clinician can take from the card: lower the dose of a new order where the rule
     /// names a dose and the order is in mg, or cancel a new order. One at most.</summary>
-    private static List<Suggestion> Suggestions(Problem problem)
+    private static List<Suggestion> Suggestions(List<Finding> all)
     {
         var suggestions = new List<Suggestion>();
-        foreach (var finding in problem.All)
+        foreach (var finding in all)
         {
-            foreach (var change in finding.Rule.DoseChanges)
+            var changes = finding.Rule.DoseChanges;
+            for (var c = 0; c < changes.Count; c++)
             {
+                var change = changes[c];
                 var side = change.Side == PairSide.A ? finding.SideA : finding.SideB;
-                foreach (var drug in side.Where(d => d.Medication.IsNew && d.MgPerDay > change.MgPerDay))
+                for (var i = 0; i < side.Count; i++)
                 {
-                    if (LowerDose(drug, change.MgPerDay) is { } updated)
+                    var drug = side[i];
+                    if (drug.Medication.IsNew && drug.MgPerDay > change.MgPerDay && LowerDose(drug, change.MgPerDay) is { } updated)
                     {
-                        suggestions.Add(new Suggestion(change.Label, Guid.NewGuid().ToString(), Actions:
+                        Add(new Suggestion(change.Label, Guid.NewGuid().ToString(), Actions:
                             [new SuggestionAction("update", $"Change the order to {change.MgPerDay.ToString("0.###", CultureInfo.InvariantCulture)} mg/day", updated)]));
                     }
                 }
             }
         }
 
-        var ordered = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).Select(d => d.Medication)
-            .Where(m => m.IsNew && m.Order?.Id is not null).Distinct<Patients.MedicationUse>(ReferenceEqualityComparer.Instance);
-        suggestions.AddRange(ordered.Select(m => new Suggestion(
-            $"Cancel the new order: {m.Display}", Guid.NewGuid().ToString(),
-            Actions: [new SuggestionAction("delete", "Remove the draft order", ResourceId: $"MedicationRequest/{m.Order!.Id}")])));
-        return suggestions.DistinctBy(s => s.Label).ToList();
+        var cancelled = new HashSet<Patients.MedicationUse>(ReferenceEqualityComparer.Instance);
+        foreach (var drug in Drugs(all))
+        {
+            var medication = drug.Medication;
+            if (!medication.IsNew || medication.Order?.Id is not { } id || cancelled.Contains(medication)) continue;
+            cancelled.Add(medication);
+            Add(new Suggestion($"Cancel the new order: {medication.Display}", Guid.NewGuid().ToString(),
+                Actions: [new SuggestionAction("delete", "Remove the draft order", ResourceId: $"MedicationRequest/{id}")]));
+        }
+
+        return suggestions;
+
+        // One suggestion per label: the first one made.
+        void Add(Suggestion suggestion)
+        {
+            if (IndexOf(suggestions, suggestion.Label, static s => s.Label) < 0) suggestions.Add(suggestion);
+        }
+    }
+
+    // Where an item with this key is in the list, or -1 (lists of a few items: a scan beats a hash set).
+    private static int IndexOf<T>(List<T> items, string key, Func<T, string> keyOf)
+    {
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (keyOf(items[i]) == key) return i;
+        }
+
+        return -1;
+    }
+
+    // The findings' drugs, side A then side B of each finding in turn (a drug may come more than once).
+    private static IEnumerable<ResolvedDrug> Drugs(List<Finding> all)
+    {
+        foreach (var finding in all)
+        {
+            for (var i = 0; i < finding.SideA.Count; i++) yield return finding.SideA[i];
+            for (var i = 0; i < finding.SideB.Count; i++) yield return finding.SideB[i];
+        }
     }
 
     // The same order at the target daily dose: each administration's mg scaled down, the schedule kept. Only for an
@@ -109,14 +157,23 @@ public static class CardBuilder
     [ThreadStatic]
     private static StringBuilder? _builder;
 
-    private static string Detail(Problem problem)
+    private static string Detail(Finding head, List<Finding> all, IReadOnlyList<Finding> joined)
     {
-        var head = problem.Head;
         var detail = _builder ?? new StringBuilder(4096);
         _builder = null;
         detail.Clear();
-        var drugs = problem.All.SelectMany(f => f.SideA.Concat(f.SideB)).DistinctBy<ResolvedDrug, Patients.MedicationUse>(d => d.Medication, ReferenceEqualityComparer.Instance)
-            .OrderByDescending(d => d.Medication.IsNew).ToList();
+
+        // Each medication once, the new orders first, otherwise in the findings' order.
+        var drugs = new List<ResolvedDrug>();
+        var listed = new HashSet<Patients.MedicationUse>(ReferenceEqualityComparer.Instance);
+        var newOrders = 0;
+        foreach (var drug in Drugs(all))
+        {
+            if (!listed.Add(drug.Medication)) continue;
+            if (drug.Medication.IsNew) drugs.Insert(newOrders++, drug);
+            else drugs.Add(drug);
+        }
+
         detail.Append("**Drugs:** ");
         for (var i = 0; i < drugs.Count; i++)
         {
@@ -127,25 +184,34 @@ public static class CardBuilder
         detail.Append(".\n\n");
         detail.Append("**Risk:** ").Append(head.Rule.Risk).Append("\n\n");
 
-        var factors = problem.All.SelectMany(f => f.Factors).DistinctBy(f => f.Text).ToList();
+        var factors = new List<PatientFactor>();
+        foreach (var finding in all)
+        {
+            for (var i = 0; i < finding.Factors.Count; i++)
+            {
+                if (IndexOf(factors, finding.Factors[i].Text, static f => f.Text) < 0) factors.Add(finding.Factors[i]);
+            }
+        }
+
         if (factors.Count > 0)
         {
             detail.Append("**This patient:** ");
             if (head.Age is { } age && factors.Exists(f => f.AgeAtLeast is not null)) detail.Append("age ").Append(age).Append(". ");
-            detail.AppendJoin(" ", factors.Select(f => f.Text)).Append("\n\n");
+            for (var i = 0; i < factors.Count; i++) (i > 0 ? detail.Append(' ') : detail).Append(factors[i].Text);
+            detail.Append("\n\n");
         }
 
         detail.Append("**What to do:** ").Append(head.Rule.Management).Append("\n\n");
-        if (problem.Joined.Count > 0)
+        if (joined.Count > 0)
         {
             detail.Append("**Also:**\n");
-            foreach (var joined in problem.Joined) detail.Append("- **").Append(Summary(joined)).Append(".** ").Append(joined.Rule.Management).Append('\n');
+            foreach (var also in joined) detail.Append("- **").Append(Summary(also)).Append(".** ").Append(also.Rule.Management).Append('\n');
             detail.Append('\n');
         }
 
         detail.Append("**Sources:** ");
         var sources = new List<RuleSource>();
-        foreach (var finding in problem.All)
+        foreach (var finding in all)
         {
             var ruleSources = finding.Rule.Sources;
             for (var i = 0; i < ruleSources.Count; i++)
@@ -165,8 +231,17 @@ public static class CardBuilder
 
     // A source that only backs a patient factor (Beers for "age 65 and over") is cited only when that factor applies.
     // Sources compare as records (id, label, url), field by field, with nothing hashed.
-    private static bool Shown(Finding finding, RuleSource source) =>
-        !finding.Rule.Factors.Any(f => f.Source == source) || finding.Factors.Any(f => f.Source == source);
+    private static bool Shown(Finding finding, RuleSource source) => !Backs(finding.Rule.Factors, source) || Backs(finding.Factors, source);
+
+    private static bool Backs(IReadOnlyList<PatientFactor> factors, RuleSource source)
+    {
+        for (var i = 0; i < factors.Count; i++)
+        {
+            if (factors[i].Source == source) return true;
+        }
+
+        return false;
+    }
 
     private static void Describe(StringBuilder text, ResolvedDrug drug)
     {
