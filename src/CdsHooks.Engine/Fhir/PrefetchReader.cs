@@ -98,6 +98,35 @@ public static class PrefetchReader
             : $"{_parent}.{_name}[{_index.ToString(System.Globalization.CultureInfo.InvariantCulture)}]";
     }
 
+    /// <summary>The object items of an array, each with its location (<c>foreach (var (item, at) in ...)</c>); the
+    /// default value has none.</summary>
+    private readonly struct Items(JsonElement array, string name, At? at)
+    {
+        public Enumerator GetEnumerator() => new(at is null ? default : array.EnumerateArray(), name, at);
+
+        public struct Enumerator(JsonElement.ArrayEnumerator items, string name, At? at)
+        {
+            private JsonElement.ArrayEnumerator _items = items;
+            private int _index = -1;
+
+            public (JsonElement Item, At At) Current { get; private set; }
+
+            public bool MoveNext()
+            {
+                if (at is null) return false;
+                while (_items.MoveNext())
+                {
+                    _index++;
+                    if (_items.Current.ValueKind != JsonValueKind.Object) continue; // refused by Reader.Items
+                    Current = (_items.Current, at.Item(name, _index));
+                    return true;
+                }
+
+                return false;
+            }
+        }
+    }
+
     private readonly struct Reader(ICollection<RequestIssue> issues, bool keepSource)
     {
         public Resource Resource(JsonElement e, At at, Type type)
@@ -406,33 +435,37 @@ public static class PrefetchReader
             return false;
         }
 
-        /// <summary>The items of an array element with their locations; an absent element has none.</summary>
-        private List<(JsonElement Item, At At)> Items(JsonElement parent, string name, At at)
+        /// <summary>The items of an array element with their locations; an absent element has none. Items that are not
+        /// objects are refused here, before any item is read (as when the items were collected into a list first);
+        /// the objects are then handed out one by one, with no list and a location made only for each of them.</summary>
+        private Items Items(JsonElement parent, string name, At at)
         {
-            if (!Property(parent, name, out var array)) return [];
+            if (!Property(parent, name, out var array)) return default;
             if (array.ValueKind != JsonValueKind.Array)
             {
                 Problem($"{at}.{name}", array.ValueKind == JsonValueKind.Null
                     ? FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE
                     : Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
-                return [];
+                return default;
             }
 
-            var items = new List<(JsonElement, At)>(array.GetArrayLength());
             var i = 0;
             foreach (var item in array.EnumerateArray())
             {
-                var itemAt = at.Item(name, i++);
-                if (item.ValueKind == JsonValueKind.Object) items.Add((item, itemAt));
-                else Problem(itemAt.ToString(), item.ValueKind switch
+                if (item.ValueKind != JsonValueKind.Object)
                 {
-                    JsonValueKind.Array => FhirJsonException.NESTED_ARRAY_CODE,
-                    JsonValueKind.Null => FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE,
-                    _ => FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE,
-                });
+                    Problem(at.Item(name, i).ToString(), item.ValueKind switch
+                    {
+                        JsonValueKind.Array => FhirJsonException.NESTED_ARRAY_CODE,
+                        JsonValueKind.Null => FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE,
+                        _ => FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE,
+                    });
+                }
+
+                i++;
             }
 
-            return items;
+            return new Items(array, name, at);
         }
 
         /// <summary>A complex element: true when present and a JSON object.</summary>
