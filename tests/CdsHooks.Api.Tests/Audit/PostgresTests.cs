@@ -29,10 +29,11 @@ public sealed class PostgresTests : IAsyncLifetime
         .UseSetting("Fatigue:Enabled", fatigue ? "true" : "false")
         .UseSetting("Fatigue:RepeatWindow", "00:00:00"));
 
-    private static async Task<JsonArray> Cards(WebApplicationFactory<Program> app)
+    private static async Task<JsonArray> Cards(WebApplicationFactory<Program> app, bool encounter = true)
     {
         var request = Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
         request["hookInstance"] = Guid.NewGuid().ToString();
+        if (!encounter) Assert.True(request["context"]!.AsObject().Remove("encounterId"));
         var response = await app.CreateClient().PostJson(OrderSign, request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return (await response.Json())["cards"]!.AsArray();
@@ -63,6 +64,17 @@ public sealed class PostgresTests : IAsyncLifetime
         Assert.Equal(1, (long)rule["shown"]!);
         Assert.Equal(1, (long)rule["overridden"]!);
         Assert.Equal("benefit-outweighs-risk", (string)rule["topOverrideReasons"]![0]!["code"]!);
+    }
+
+    [Fact]
+    public async Task ACardShownOutsideAnEncounterIsRecordedOnPostgres()
+    {
+        // The encounter is optional in CDS Hooks: its hash is then a NULL, which PostgreSQL must take as such.
+        await using var app = Instance();
+        Assert.Single(await Cards(app, encounter: false));
+
+        var outcomes = await (await app.CreateClient().GetAsync(new Uri("/analytics/outcomes", UriKind.Relative), TestContext.Current.CancellationToken)).Json();
+        Assert.Equal(1, (long)Assert.Single(outcomes["rules"]!.AsArray())!["shown"]!);
     }
 
     [Fact]
