@@ -168,7 +168,8 @@ peak_mb=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$service/status)
 # 6,000 a second, the 20-second warm-up used the first of the measurement's tokens, which were then refused as replays).
 echo "authenticated saturation..."
 auth_url=http://127.0.0.1:5094/cds-services/medication-safety-order-sign
-warm_tokens=$(( 20 * 12000 ))
+warm_seconds=20
+warm_tokens=$(( warm_seconds * 12000 ))
 dotnet benchmarks/CdsHooks.Benchmarks/bin/Release/net10.0/CdsHooks.Benchmarks.dll --write-tokens "$work" $(( warm_tokens + seconds * 12000 )) $auth_url
 ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5094 Fatigue__Enabled=false Playground__Enabled=false \
   Authentication__Enabled=true Authentication__TrustedClients__0__Issuer=https://ehr.load-test.example \
@@ -178,7 +179,7 @@ ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5094 Fatigue
 authenticated=$!
 wait_live 5094
 # As long a warm-up as the other instance had before its saturation run: a fresh instance is still compiling.
-THREADS=2 START=0 TOKENS="$work/tokens.txt" BODY="$work/typical.json" wrk -t2 -c32 -d20s -s "$work/auth.lua" $auth_url >/dev/null
+THREADS=2 START=0 TOKENS="$work/tokens.txt" BODY="$work/typical.json" wrk -t2 -c32 -d${warm_seconds}s -s "$work/auth.lua" $auth_url >/dev/null
 auth_out=$(THREADS=2 START=$warm_tokens TOKENS="$work/tokens.txt" BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/auth.lua" $auth_url)
 auth_rps=$(echo "$auth_out" | rps)
 auth_refused=$(echo "$auth_out" | awk '/Non-2xx/ {print $5}')

@@ -14,7 +14,7 @@ public static class CardBuilder
         var head = problem.Head;
         var source = head.Rule.Sources[0];
         // Loops over the findings rather than LINQ chains: this runs for every card (docs/performance.md).
-        List<Finding> all = [head, .. problem.Joined];
+        var all = problem.All;
         var reasons = new List<Coding>();
         var indicator = head.Indicator;
         foreach (var finding in all)
@@ -32,11 +32,12 @@ public static class CardBuilder
             // Time-ordered (UUIDv7): the audit trail's primary key is the card's uuid, and random (v4) keys put every
             // insert on a random page of that index, which SQLite read and wrote back at each commit and checkpoint
             // (a tenth of the service's CPU at saturation, docs/performance.md). 74 random bits still make it unguessable.
+            // The wall clock, not the engine's TimeProvider: the order it serves is the order of the inserts.
             Guid.CreateVersion7().ToString(),
             Summary(head),
             indicator,
             new Source(source.Label, source.Url),
-            Detail(head, all, problem.Joined),
+            Detail(problem, all),
             suggestions.Count > 0 ? suggestions : null,
             suggestions.Count > 0 ? "at-most-one" : null,
             reasons.Count > 0 ? reasons : null);
@@ -44,7 +45,7 @@ public static class CardBuilder
 
     /// <summary>The concrete actions a clinician can take from the card: lower the dose of a new order where the rule
     /// names a dose and the order is in mg, or cancel a new order. One at most.</summary>
-    private static List<Suggestion> Suggestions(List<Finding> all)
+    private static List<Suggestion> Suggestions(IReadOnlyList<Finding> all)
     {
         var suggestions = new List<Suggestion>();
         foreach (var finding in all)
@@ -66,26 +67,24 @@ public static class CardBuilder
             }
         }
 
-        var cancelled = new HashSet<Patients.MedicationUse>(ReferenceEqualityComparer.Instance);
         foreach (var drug in Drugs(all))
         {
             var medication = drug.Medication;
-            if (!medication.IsNew || medication.Order?.Id is not { } id || cancelled.Contains(medication)) continue;
-            cancelled.Add(medication);
+            if (!medication.IsNew || medication.Order?.Id is not { } id) continue;
             Add(new Suggestion($"Cancel the new order: {medication.Display}", Guid.NewGuid().ToString(),
                 Actions: [new SuggestionAction("delete", "Remove the draft order", ResourceId: $"MedicationRequest/{id}")]));
         }
 
         return suggestions;
 
-        // One suggestion per label: the first one made.
+        // One suggestion per label, the first one made (a drug on both sides, or in several findings, is offered once).
         void Add(Suggestion suggestion)
         {
             if (IndexOf(suggestions, suggestion.Label, static s => s.Label) < 0) suggestions.Add(suggestion);
         }
     }
 
-    // Where an item with this key is in the list, or -1 (lists of a few items: a scan beats a hash set).
+    // Where an item with this key is in the list, or -1 (override reasons, suggestion labels, factors: a few each).
     private static int IndexOf<T>(List<T> items, string key, Func<T, string> keyOf)
     {
         for (var i = 0; i < items.Count; i++)
@@ -97,7 +96,7 @@ public static class CardBuilder
     }
 
     // The findings' drugs, side A then side B of each finding in turn (a drug may come more than once).
-    private static IEnumerable<ResolvedDrug> Drugs(List<Finding> all)
+    private static IEnumerable<ResolvedDrug> Drugs(IReadOnlyList<Finding> all)
     {
         foreach (var finding in all)
         {
@@ -157,8 +156,9 @@ public static class CardBuilder
     [ThreadStatic]
     private static StringBuilder? _builder;
 
-    private static string Detail(Finding head, List<Finding> all, IReadOnlyList<Finding> joined)
+    private static string Detail(Problem problem, IReadOnlyList<Finding> all)
     {
+        var head = problem.Head;
         var detail = _builder ?? new StringBuilder(4096);
         _builder = null;
         detail.Clear();
@@ -202,10 +202,10 @@ public static class CardBuilder
         }
 
         detail.Append("**What to do:** ").Append(head.Rule.Management).Append("\n\n");
-        if (joined.Count > 0)
+        if (problem.Joined.Count > 0)
         {
             detail.Append("**Also:**\n");
-            foreach (var also in joined) detail.Append("- **").Append(Summary(also)).Append(".** ").Append(also.Rule.Management).Append('\n');
+            foreach (var also in problem.Joined) detail.Append("- **").Append(Summary(also)).Append(".** ").Append(also.Rule.Management).Append('\n');
             detail.Append('\n');
         }
 

@@ -37,7 +37,8 @@ public sealed record RuleTrace(string RuleId, string Title, bool Enabled, Indica
 /// subset of them) that join it instead of piling up cards of their own.</summary>
 public sealed record Problem(Finding Head, IReadOnlyList<Finding> Joined)
 {
-    public IEnumerable<Finding> All => Joined.Prepend(Head);
+    /// <summary>The head, then the joined findings (a new list each time).</summary>
+    public IReadOnlyList<Finding> All => [Head, .. Joined];
 }
 
 public sealed class Evaluator(KnowledgeBase knowledge)

@@ -47,7 +47,7 @@ public static class Dosing
         Quantity? dose = null;
         for (var i = 0; i < dosage.DoseAndRate.Count && dose is null; i++)
         {
-            dose = dosage.DoseAndRate[i].Dose switch
+            dose = dosage.DoseAndRate[i]?.Dose switch
             {
                 Quantity q => q,
                 Hl7.Fhir.Model.Range r => r.High,

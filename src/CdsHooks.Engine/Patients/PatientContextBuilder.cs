@@ -12,8 +12,8 @@ public static class PatientContextBuilder
 
     private static readonly string[] MedicationKeys = [PrefetchKeys.Medications, PrefetchKeys.StoppedMedications];
 
-    // Loops rather than LINQ chains in this file: it runs for every medication of every call, and its iterators,
-    // closures and intermediate lists were a fifth of a typical call's allocations (docs/performance.md).
+    // Loops rather than LINQ chains on the paths every medication of every call takes: their iterators, closures and
+    // intermediate lists were a fifth of a typical call's allocations (docs/performance.md).
 
     /// <summary>The medications being ordered in this call; <paramref name="medications"/> resolves
     /// <c>medicationReference</c>s ("Medication/123") to Medication resources known so far.</summary>

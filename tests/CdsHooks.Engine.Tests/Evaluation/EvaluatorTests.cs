@@ -59,7 +59,7 @@ public class EvaluatorTests
 
         var problem = Assert.Single(problems);
         Assert.Contains(problem.All, f => f.Rule.Id == "mirtazapine-benzodiazepine");
-        Assert.True(problem.All.Count() > 1, "the Beers older-adult finding about the same clonazepam joins the card");
+        Assert.True(problem.All.Count > 1, "the Beers older-adult finding about the same clonazepam joins the card");
     }
 
     [Fact]
