@@ -268,7 +268,7 @@ public sealed class CardStore : IDisposable
         // Queued cards are taken before the query: a card the writer commits in between is then counted twice, which
         // changes no fatigue decision, instead of missed (taken after the query, it could have left the queue for a
         // row the query did not yet see).
-        var queued = _writer.Pending(patientHash).Where(c => c.IssuedAt >= since).ToList();
+        var queued = _writer.Pending(patientHash, since);
         await using var connection = await OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<(string RuleId, string Drugs, string? EncounterHash, string Indicator, long IssuedAt, string? Outcome, string? OverrideCode, long? OutcomeAt, long? AcceptedChange)>(
             """

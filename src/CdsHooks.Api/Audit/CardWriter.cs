@@ -78,8 +78,19 @@ internal sealed class CardWriter : IDisposable
         }
     }
 
-    /// <summary>Queued records of this patient that are not yet committed.</summary>
-    public IEnumerable<CardRecord> Pending(string patientHash) => _pending.Values.Where(c => c.PatientHash == patientHash);
+    /// <summary>Queued records of this patient, issued since then, that are not yet committed. The map is enumerated
+    /// without its locks: its <c>Values</c> took every lock and copied every queued record, for each hook call. A record
+    /// removed meanwhile was committed before it was removed, so the query that follows sees it.</summary>
+    public List<CardRecord> Pending(string patientHash, DateTimeOffset since)
+    {
+        var pending = new List<CardRecord>();
+        foreach (var (_, card) in _pending)
+        {
+            if (card.PatientHash == patientHash && card.IssuedAt >= since) pending.Add(card);
+        }
+
+        return pending;
+    }
 
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
