@@ -18,8 +18,8 @@ namespace CdsHooks.Api.Tests;
 /// compact JSON log, PostgreSQL when CDSHOOKS_TEST_POSTGRES names a server, as in CI), and held to the untrimmed
 /// service's answers. Trimming removes what the frameworks' static analysis does not see used, so what breaks shows up
 /// only when the published service runs: here, the hook calls with every sample request (a whole order serialized for
-/// a suggestion among them), the FHIR fallback, discovery, problems for bad input, the OpenAPI document, metrics, and
-/// the request logs.</summary>
+/// a suggestion among them), the FHIR fallback, discovery, problems for bad input, the OpenAPI document, metrics, the
+/// request logs, and the audit trail's reads (fatigue history, feedback, analytics).</summary>
 public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplication untrimmed)
     : IClassFixture<TrimmedService>, IClassFixture<CdsHooksApplication>, IDisposable
 {
@@ -150,6 +150,39 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
             && line.Contains("\"StatusCode\":200", StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task FeedbackAndAnalyticsReadWhatTheAuditTrailRecorded()
+    {
+        // The audit trail reads its rows into value tuples, which Dapper builds through their constructors, found by
+        // reflection: the fatigue controls' history on every call with cards (on in this service, as at a site),
+        // feedback's check of the cards it names, and the analytics.
+        var shown = await Post("/cds-services/medication-safety-order-sign", Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        Assert.Equal(HttpStatusCode.OK, shown.StatusCode);
+        var card = (await shown.Json())["cards"]![0]!;
+
+        // Overridden for a reason that holds nothing back, so that the other tests still get this card.
+        var feedback = new JsonObject
+        {
+            ["feedback"] = new JsonArray(new JsonObject
+            {
+                ["card"] = (string)card["uuid"]!,
+                ["outcome"] = "overridden",
+                ["overrideReason"] = new JsonObject { ["reason"] = new JsonObject { ["system"] = "urn:trimmed-test", ["code"] = "will-monitor" } },
+                ["outcomeTimestamp"] = DateTimeOffset.UtcNow.ToString("O"),
+            }),
+        };
+        var recorded = await Post("/cds-services/medication-safety-order-sign/feedback", feedback);
+        Assert.Equal(HttpStatusCode.OK, recorded.StatusCode);
+        Assert.Equal("recorded", (string)(await recorded.Json())["results"]![0]!["status"]!);
+
+        using var analytics = new HttpRequestMessage(HttpMethod.Get, "/analytics/outcomes");
+        analytics.Headers.Authorization = new AuthenticationHeaderValue("Bearer", TrimmedService.AnalyticsKey);
+        var outcomes = await _client.SendAsync(analytics, Cancel);
+        Assert.Equal(HttpStatusCode.OK, outcomes.StatusCode);
+        var reasons = (await outcomes.Json())["rules"]!.AsArray().SelectMany(r => r!["topOverrideReasons"]!.AsArray());
+        Assert.Contains(reasons, r => (string)r!["code"]! == "will-monitor");
+    }
+
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
     /// <summary>The answer as text, without the uuids each call makes anew.</summary>
@@ -175,6 +208,8 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
 public sealed class TrimmedService : IAsyncLifetime
 {
     public const string PublicBaseUrl = "https://cds.trimmed.example";
+
+    public const string AnalyticsKey = "trimmed-service-analytics-key";
 
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"cds-hooks-trimmed-{Guid.NewGuid():N}");
     private PostgresDatabase? _database;
@@ -203,7 +238,10 @@ public sealed class TrimmedService : IAsyncLifetime
             ["Authentication__TrustedClients__0__Issuer"] = JwksTestServer.Issuer,
             ["Authentication__TrustedClients__0__JwksUrl"] = Ehr.JwksUrl,
             ["Audit__HashKey"] = "trimmed-service-hash-key",
-            ["Fatigue__Enabled"] = "false",
+            // The fatigue controls on, as at a site (their history query once failed in this build only), without
+            // the repeat window, so that the same sample answers with the same cards each time.
+            ["Fatigue__RepeatWindow"] = "00:00:00",
+            ["Audit__AnalyticsKeyHashes__0"] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(AnalyticsKey))),
             ["Fhir__AllowedServers__0"] = Fhir.BaseUrl,
             ["Fhir__RequireHttps"] = "false", // the loopback FHIR server speaks plain HTTP
             ["Serilog__MinimumLevel__Default"] = "Information",
