@@ -59,13 +59,33 @@ function request()
   return wrk.format("POST", nil, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }, body)
 end
 LUA
+# Each call for a patient drawn at random among PATIENTS: the body with its patient id (PATIENT) replaced.
+cat > "$work/patients.lua" <<'LUA'
+local file = io.open(os.getenv("BODY"), "rb")
+local body = file:read("*a")
+file:close()
+local id = os.getenv("PATIENT"):gsub("%p", "%%%0")
+local patients = tonumber(os.getenv("PATIENTS"))
+local counter = 0
+function setup(thread)
+  thread:set("seed", counter)
+  counter = counter + 1
+end
+function init(args)
+  math.randomseed(os.time() * 16 + seed)
+end
+function request()
+  local patient = "load-" .. math.random(1, patients)
+  return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, (body:gsub(id, patient)))
+end
+LUA
 
 # Waits until the service on that loopback port answers its liveness endpoint.
 wait_live() { for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$1/health/live")" = 200 ] && break; sleep 0.05; done; }
 
 # Every process started here is stopped when the script ends, however it ends.
-service= baseline= fhir= pages= cold= authenticated=
-trap 'kill $service $baseline $fhir $pages $cold $authenticated 2>/dev/null || true' EXIT
+service= baseline= fhir= pages= cold= authenticated= fatigue=
+trap 'kill $service $baseline $fhir $pages $cold $authenticated $fatigue 2>/dev/null || true' EXIT
 
 # The service as a site runs it, with authentication off (Development) so that the load generator needs no tokens,
 # request logs on, every card recorded (fatigue controls off, or the same request would be held back), and a rate
@@ -185,6 +205,24 @@ auth_rps=$(echo "$auth_out" | rps)
 auth_refused=$(echo "$auth_out" | awk '/Non-2xx/ {print $5}')
 # The same script against the service without authentication: what wrk's per-request Lua allows, for the ratio.
 auth_reference_rps=$(THREADS=2 START=0 TOKENS="$work/tokens.txt" BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/auth.lua" $service_url | rps)
+kill $authenticated 2>/dev/null || true
+
+# As a site runs it: the alert-fatigue controls on (they read the patient's card history on every call that has cards)
+# and 100,000 patients at random (their records land at scattered places of the history index). Against the same wrk
+# script on the instance with the controls off, whose Lua costs wrk the same.
+echo "saturation with the fatigue controls on, 100,000 patients..."
+fatigue_url=http://127.0.0.1:5097/cds-services/medication-safety-order-sign
+patient=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["context"]["patientId"])' "$work/typical.json")
+ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5097 Playground__Enabled=false \
+  Audit__ConnectionString="Data Source=$work/audit-fatigue.db" Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 \
+  run_service >"$work/service-fatigue.log" 2>&1 &
+fatigue=$!
+wait_live 5097
+PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c32 -d${warm_seconds}s -s "$work/patients.lua" $fatigue_url >/dev/null
+fatigue_out=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/patients.lua" $fatigue_url)
+fatigue_rps=$(echo "$fatigue_out" | rps)
+fatigue_failed=$(echo "$fatigue_out" | awk '/Non-2xx/ {print $5}')
+fatigue_reference_rps=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/patients.lua" $service_url | rps)
 ratio=$(awk -v s="$service_rps" -v b="$baseline_rps" 'BEGIN { printf "%.0f", 100 * s / b }')
 
 cat <<REPORT
@@ -201,6 +239,8 @@ The service built as: ${build}
 | saturation, typical request | ${service_rps} requests/s | at least 8,000/s and 40% of the baseline |
 | saturation, typical request, authenticated (a fresh JWT per call) | ${auth_rps} requests/s, ${auth_refused:-0} refused | |
 | the same wrk script (a request built per call) without authentication | ${auth_reference_rps} requests/s | |
+| saturation as a site runs it: fatigue controls on, 100,000 patients at random | ${fatigue_rps} requests/s, ${fatigue_failed:-0} not 200 | |
+| the same wrk script with the fatigue controls off | ${fatigue_reference_rps} requests/s | |
 | baseline endpoint (same body, fixed card), saturation | ${baseline_rps} requests/s | |
 | service / baseline | ${ratio}% | at least 40% |
 | first answered hook call after process start | ${startup_ms} ms | within 3,000 ms |
