@@ -15,11 +15,12 @@ namespace CdsHooks.Api.Tests;
 
 /// <summary>The container image's build: published self-contained and trimmed (-p:PublishTrimmed=true, as the
 /// Dockerfile does), started as its own process configured as a site runs it (Production: JWT authentication, the
-/// compact JSON log, PostgreSQL when CDSHOOKS_TEST_POSTGRES names a server, as in CI), and held to the untrimmed
-/// service's answers. Trimming removes what the frameworks' static analysis does not see used, so what breaks shows up
-/// only when the published service runs: here, the hook calls with every sample request (a whole order serialized for
-/// a suggestion among them), the FHIR fallback, discovery, problems for bad input, the OpenAPI document, metrics, the
-/// request logs, and the audit trail's reads (fatigue history, feedback, analytics).</summary>
+/// compact JSON log, the fatigue controls on, PostgreSQL and Redis when CDSHOOKS_TEST_POSTGRES and CDSHOOKS_TEST_REDIS
+/// name servers, as in CI), and held to the untrimmed service's answers. Trimming removes what the frameworks' static
+/// analysis does not see used, so what breaks shows up only when the published service runs: here, the hook calls
+/// with every sample request (a whole order serialized for a suggestion among them), the FHIR fallback, discovery,
+/// problems for bad input, the OpenAPI document, metrics, the request logs, and the audit trail's reads (fatigue
+/// history, feedback, analytics).</summary>
 public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplication untrimmed)
     : IClassFixture<TrimmedService>, IClassFixture<CdsHooksApplication>, IDisposable
 {
@@ -252,6 +253,9 @@ public sealed class TrimmedService : IAsyncLifetime
             settings["Audit__Provider"] = "postgres";
             settings["Audit__ConnectionString"] = _database.ConnectionString;
         }
+
+        // Fetched patient data shared through Redis, as several instances share it (in CI).
+        if (Environment.GetEnvironmentVariable("CDSHOOKS_TEST_REDIS") is { } redis) settings["Redis__Configuration"] = redis;
 
         Service = await ServiceProcess.StartAsync(settings, Path.Combine(app, OperatingSystem.IsWindows() ? "CdsHooks.Api.exe" : "CdsHooks.Api"));
     }
