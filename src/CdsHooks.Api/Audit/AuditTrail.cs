@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using CdsHooks.Engine.Evaluation;
@@ -10,8 +9,9 @@ namespace CdsHooks.Api.Audit;
 
 /// <summary>
 /// Between the engine and the EHR: drops the cards the alert-fatigue controls hold back, records every card shown
-/// (identifiers, codes and keyed hashes only) and answers with the rest. When the database cannot be reached, the
-/// cards are shown unfiltered and unrecorded: a clinician must not lose a warning because the audit trail is down.
+/// (identifiers, codes and keyed hashes only) and answers with the rest. When the database cannot be reached, or the
+/// audit trail fails in any other way, the cards are shown unfiltered and unrecorded: a clinician must not lose a
+/// warning because the audit trail is down.
 /// </summary>
 public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IOptions<FatigueOptions> fatigue, TimeProvider time, ILogger<AuditTrail> logger)
 {
@@ -40,9 +40,13 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
                 request.HookInstance, c.RuleId, c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))], cancellationToken);
             return [.. shown.Select(c => c.Card)];
         }
-        catch (Exception e) when (e is DbException or InvalidOperationException or TimeoutException)
+#pragma warning disable CA1031 // any failure of the audit trail, not only the database's: the warning still reaches the clinician
+        catch (Exception e) when (e is not OperationCanceledException)
+#pragma warning restore CA1031
         {
-            logger.LogError("Audit database unavailable ({ExceptionType}): cards returned without fatigue controls and not recorded", e.GetType().Name);
+            // Not only an unreachable database: a row this version cannot read, or a failure in the data access code
+            // itself (the trimmed image once failed so on every call with cards, docs/performance.md).
+            logger.LogError("Audit trail failed ({ExceptionType}): cards returned without fatigue controls and not recorded", e.GetType().Name);
             Count(result.Cards);
             return [.. result.Cards.Select(c => c.Card)];
         }

@@ -73,6 +73,28 @@ public sealed class FatigueTests : IAsyncLifetime
     };
 
     [Fact]
+    public async Task AHistoryThatCannotBeReadLeavesTheCardsUnfiltered()
+    {
+        Assert.Single(await Cards(_app, OrderSign, Sign()));
+
+        // The analytics wait for the card's record to be written; the record is then made unreadable to this version
+        // (an indicator it does not know, as a later version might write).
+        await _app.CreateClient().GetAsync(new Uri("/analytics/outcomes", UriKind.Relative), TestContext.Current.CancellationToken);
+        await using (var database = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_root.DatabasePath}"))
+        {
+            await database.OpenAsync(TestContext.Current.CancellationToken);
+            await using var update = database.CreateCommand();
+            update.CommandText = "UPDATE issued_card SET indicator = 'catastrophic'";
+            Assert.Equal(1, await update.ExecuteNonQueryAsync(TestContext.Current.CancellationToken));
+        }
+
+        // The same card again, which the repeat window would hold back: the controls cannot read the history, and
+        // the clinician still gets the warning.
+        Assert.Single(await Cards(_app, OrderSign, Sign()));
+        Assert.Contains(_root.Logs.Events, e => e.MessageTemplate.Text.StartsWith("Audit trail failed", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task OrderSignAfterOrderSelectDoesNotRepeatTheCard()
     {
         Assert.Single(await Cards(_app, OrderSelect, Select()));
