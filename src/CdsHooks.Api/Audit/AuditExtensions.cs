@@ -9,7 +9,8 @@ public static class AuditExtensions
     {
         builder.Services.AddOptions<AuditOptions>().BindConfiguration(AuditOptions.Section)
             .Validate(o => o.Provider is "sqlite" or "postgres", "Audit:Provider must be sqlite or postgres.")
-            .Validate(o => o.Retention > TimeSpan.Zero && o.PurgeInterval > TimeSpan.Zero, "Audit:Retention and Audit:PurgeInterval must be positive.")
+            .Validate(o => o.Retention > TimeSpan.Zero && o.PurgeInterval > TimeSpan.Zero && o.Timeout > TimeSpan.Zero && o.Timeout <= TimeSpan.FromMinutes(1),
+                "Audit:Retention, Audit:PurgeInterval and Audit:Timeout must be positive, and Audit:Timeout at most a minute.")
             .ValidateOnStart();
         builder.Services.AddOptions<FatigueOptions>().BindConfiguration(FatigueOptions.Section)
             .Validate(o => o.RepeatWindow >= TimeSpan.Zero && o.AfterAccepted >= TimeSpan.Zero && o.AfterOverride >= TimeSpan.Zero,

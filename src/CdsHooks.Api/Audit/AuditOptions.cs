@@ -18,6 +18,10 @@ public sealed class AuditOptions
     /// <summary>Cards and their feedback older than this are purged.</summary>
     public TimeSpan Retention { get; set; } = TimeSpan.FromDays(365);
 
+    /// <summary>How long a hook call waits for the audit trail (the fatigue controls' history, queueing the record)
+    /// before it answers with the cards unfiltered and unrecorded.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>How often the purge runs.</summary>
     public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromHours(6);
 

@@ -25,27 +25,39 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         var patient = Hash("patient", request.FhirServer, request.PatientId);
         var encounter = request.EncounterId is { } id ? Hash("encounter", request.FhirServer, id) : null;
         var now = time.GetUtcNow();
+
+        // The audit trail's own time budget (Audit:Timeout), within the call's: a database that hangs (a PostgreSQL
+        // server that accepts and never answers, a writer queue that stays full) must not keep the cards from the
+        // clinician until the request times out with none.
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(audit.Value.Timeout);
         try
         {
-            IReadOnlyList<PastCard> history = fatigue.Value.Enabled ? await store.HistoryAsync(patient, now - fatigue.Value.Horizon, cancellationToken) : [];
+            // WaitAsync as well as the token: Npgsql does not give up on a server that accepted and went silent until
+            // its own connect timeout (15 s by default); the abandoned read fails later on its own.
+            IReadOnlyList<PastCard> history = fatigue.Value.Enabled
+                ? await store.HistoryAsync(patient, now - fatigue.Value.Horizon, budget.Token).WaitAsync(budget.Token)
+                : [];
             var shown = new List<IssuedCard>();
+            var heldBack = new List<IssuedCard>();
             foreach (var card in result.Cards)
             {
-                if (FatiguePolicy.Suppression(card, encounter, history, fatigue.Value, now) is null) shown.Add(card);
-                else CdsMetrics.CardsHeldBack.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId));
+                (FatiguePolicy.Suppression(card, encounter, history, fatigue.Value, now) is null ? shown : heldBack).Add(card);
             }
 
-            Count(shown);
             await store.EnqueueCardsAsync([.. shown.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook,
-                request.HookInstance, c.RuleId, c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))], cancellationToken);
+                request.HookInstance, c.RuleId, c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))], budget.Token);
+            foreach (var card in heldBack) CdsMetrics.CardsHeldBack.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId));
+            Count(shown);
             return [.. shown.Select(c => c.Card)];
         }
 #pragma warning disable CA1031 // any failure of the audit trail, not only the database's: the warning still reaches the clinician
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
 #pragma warning restore CA1031
         {
-            // Not only an unreachable database: a row this version cannot read, or a failure in the data access code
-            // itself (the trimmed image once failed so on every call with cards, docs/performance.md).
+            // Not only an unreachable database: a row this version cannot read, a failure in the data access code
+            // itself (the trimmed image once failed so on every call with cards, docs/performance.md), or the budget
+            // spent. Only the caller's own cancellation (the EHR gave up, the service stops) goes on as such.
             logger.LogError("Audit trail failed ({ExceptionType}): cards returned without fatigue controls and not recorded", e.GetType().Name);
             Count(result.Cards);
             return [.. result.Cards.Select(c => c.Card)];

@@ -80,7 +80,8 @@ internal sealed class CardWriter : IDisposable
 
     /// <summary>Queued records of this patient, issued since then, that are not yet committed. The map is enumerated
     /// without its locks: its <c>Values</c> took every lock and copied every queued record, for each hook call. A record
-    /// removed meanwhile was committed before it was removed, so the query that follows sees it.</summary>
+    /// removed meanwhile was committed first (so the query that follows sees it), or its batch failed or its enqueue
+    /// was cancelled (so it is not in the history at all, as if never shown).</summary>
     public List<CardRecord> Pending(string patientHash, DateTimeOffset since)
     {
         var pending = new List<CardRecord>();

@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using CdsHooks.Api.Audit;
+using CdsHooks.Engine;
+using CdsHooks.Engine.Evaluation;
+using CdsHooks.Engine.Hooks;
+using CdsHooks.Engine.Knowledge;
+using CdsHooks.Tests;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CdsHooks.Api.Tests.Audit;
+
+/// <summary>The audit trail's own time budget: a database that hangs must not keep the cards from the clinician.</summary>
+public sealed class AuditTrailTests : IDisposable
+{
+    // A "PostgreSQL server" that accepts connections and never answers: the client waits for its greeting.
+    private readonly TcpListener _silent = new(IPAddress.Loopback, 0);
+
+    public AuditTrailTests() => _silent.Start();
+
+    public void Dispose() => _silent.Dispose();
+
+    private static async Task<(HookRequest Request, HookResult Result)> IndexCaseAsync()
+    {
+        using var body = JsonDocument.Parse(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        var request = HookRequestReader.Read(body.RootElement, HookCatalog.Find("medication-safety-order-sign")!);
+        var result = await new CdsEngine(KnowledgeLoader.Load(Repository.Cards), TimeProvider.System).EvaluateAsync(request, TestContext.Current.CancellationToken);
+        Assert.NotEmpty(result.Cards);
+        return (request, result);
+    }
+
+    [Fact]
+    public async Task AHangingDatabaseCostsTheBudgetNotTheCards()
+    {
+        var audit = Options.Create(new AuditOptions
+        {
+            Provider = "postgres",
+            // The client's own connect timeout is far longer than the budget: the budget must be what ends the wait.
+            ConnectionString = $"Host=127.0.0.1;Port={((IPEndPoint)_silent.LocalEndpoint).Port};Username=x;Timeout=60",
+            Timeout = TimeSpan.FromMilliseconds(500),
+        });
+        using var store = new CardStore(audit);
+        var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
+        var (request, result) = await IndexCaseAsync();
+
+        var clock = Stopwatch.StartNew();
+        var shown = await trail.ShowAsync(request, result, TestContext.Current.CancellationToken);
+
+        Assert.Equal(result.Cards.Select(c => c.Card.Uuid), shown.Select(c => c.Uuid));
+        Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(20));
+
+        // The caller's own cancellation (the EHR gave up) is not a failure of the audit trail: it goes on as such.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => trail.ShowAsync(request, result, new CancellationToken(canceled: true)));
+    }
+}
