@@ -349,6 +349,23 @@ public sealed class FhirFallbackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ASilentRedisCostsTheCacheBudgetNotTheAnswer()
+    {
+        // A "Redis" that accepts connections and never answers; the client would wait out its 10-second connect timeout.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var redis = $"127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port},connectTimeout=10000,abortConnect=false";
+        await using var app = _service.WithWebHostBuilder(b => b.UseSetting("Redis:Configuration", redis));
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (status, body) = await Post(Request(Token + "-silent-redis"), app);
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.NotEmpty(body["cards"]!.AsArray());
+        Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task InstancesSharingRedisFetchThePatientOnce()
     {
         var redis = Environment.GetEnvironmentVariable("CDSHOOKS_TEST_REDIS") ?? "127.0.0.1:6379";

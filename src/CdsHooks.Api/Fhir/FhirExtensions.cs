@@ -15,6 +15,7 @@ public static class FhirExtensions
             .BindConfiguration(FhirServerOptions.Section)
             .Validate(o => o.CallTimeout > TimeSpan.Zero && o.Budget >= o.CallTimeout, "Fhir:CallTimeout must be positive and at most Fhir:Budget.")
             .Validate(o => o.MaxPages >= 1, "Fhir:MaxPages must be 1 or more.")
+            .Validate(o => o.CacheTimeout > TimeSpan.Zero && o.CacheTimeout <= TimeSpan.FromMinutes(1), "Fhir:CacheTimeout must be positive and at most a minute.")
             .Validate(o => o.AllowedServers.TrueForAll(s => Uri.TryCreate(s, UriKind.Absolute, out _)), "Fhir:AllowedServers must be absolute URLs.")
             .ValidateOnStart();
         // Fetched patient data is shared by instances through Redis when Redis:Configuration is set; memory otherwise.

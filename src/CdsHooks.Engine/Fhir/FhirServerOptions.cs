@@ -25,6 +25,10 @@ public sealed class FhirServerOptions
     /// refused like an unreadable one. A page of a search for one patient's medications is tens of kilobytes.</summary>
     public int MaxAnswerBytes { get; set; } = 8 * 1024 * 1024;
 
+    /// <summary>Time allowed for one read or write of the shared patient-data cache (Redis); a slower one counts as a
+    /// miss, so that a cache that is down costs a hook call this, not the cache client's own timeouts.</summary>
+    public TimeSpan CacheTimeout { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>How long fetched patient data is kept for the next hook call (order-select then order-sign).</summary>
     public TimeSpan CacheDuration { get; set; } = TimeSpan.FromSeconds(60);
 

@@ -195,9 +195,13 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     // read again like prefetch. A cache that fails, or holds what cannot be read, is a miss, never a failed hook call.
     private async Task<T?> CachedAsync<T>(string key, CancellationToken cancellationToken) where T : Resource
     {
+        // The cache's own time budget; WaitAsync too, since a Redis client that cannot connect waits out its own
+        // connect timeout (5 s by default) whatever the token says.
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(options.CacheTimeout);
         try
         {
-            var bytes = await cache.GetAsync(key, cancellationToken);
+            var bytes = await cache.GetAsync(key, budget.Token).WaitAsync(budget.Token);
             if (bytes is null) return null;
             using var document = JsonDocument.Parse(bytes, JsonOptions);
             var root = document.RootElement;
@@ -209,7 +213,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
 
             return pages.Count == 0 ? null : Merge(pages) as T;
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             _logger.LogWarning("Patient data cache read failed ({ExceptionType})", e.GetType().Name);
             return null;
@@ -218,6 +222,8 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
 
     private async System.Threading.Tasks.Task CacheAsync(string key, IReadOnlyList<Page> pages, CancellationToken cancellationToken)
     {
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(options.CacheTimeout);
         try
         {
             byte[] entry;
@@ -239,9 +245,10 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
                 entry = buffer.ToArray();
             }
 
-            await cache.SetAsync(key, entry, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = options.CacheDuration }, cancellationToken);
+            await cache.SetAsync(key, entry, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = options.CacheDuration }, budget.Token)
+                .WaitAsync(budget.Token);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             _logger.LogWarning("Patient data cache write failed ({ExceptionType})", e.GetType().Name);
         }
