@@ -164,17 +164,7 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
         var card = (await shown.Json())["cards"]![0]!;
 
         // Overridden for a reason that holds nothing back, so that the other tests still get this card.
-        var feedback = new JsonObject
-        {
-            ["feedback"] = new JsonArray(new JsonObject
-            {
-                ["card"] = (string)card["uuid"]!,
-                ["outcome"] = "overridden",
-                ["overrideReason"] = new JsonObject { ["reason"] = new JsonObject { ["system"] = "urn:trimmed-test", ["code"] = "will-monitor" } },
-                ["outcomeTimestamp"] = DateTimeOffset.UtcNow.ToString("O"),
-            }),
-        };
-        var recorded = await Post("/cds-services/medication-safety-order-sign/feedback", feedback);
+        var recorded = await Post("/cds-services/medication-safety-order-sign/feedback", Overridden(card, "urn:trimmed-test", "will-monitor"));
         Assert.Equal(HttpStatusCode.OK, recorded.StatusCode);
         Assert.Equal("recorded", (string)(await recorded.Json())["results"]![0]!["status"]!);
 
@@ -201,22 +191,25 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
         var card = Assert.Single((await first.Json())["cards"]!.AsArray())!;
         Assert.Equal("warning", (string)card["indicator"]!); // critical cards are never held back
 
-        var feedback = new JsonObject
-        {
-            ["feedback"] = new JsonArray(new JsonObject
-            {
-                ["card"] = (string)card["uuid"]!,
-                ["outcome"] = "overridden",
-                ["overrideReason"] = new JsonObject { ["reason"] = new JsonObject { ["system"] = "urn:medication-safety-cds:override-reason", ["code"] = "benefit-outweighs-risk" } },
-                ["outcomeTimestamp"] = DateTimeOffset.UtcNow.ToString("O"),
-            }),
-        };
+        var feedback = Overridden(card, "urn:medication-safety-cds:override-reason", "benefit-outweighs-risk");
         Assert.Equal(HttpStatusCode.OK, (await Post(url + "/feedback", feedback)).StatusCode);
 
         var again = await Post(url, request);
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
         Assert.Empty((await again.Json())["cards"]!.AsArray());
     }
+
+    /// <summary>Feedback: the card overridden, now, for this reason.</summary>
+    private static JsonObject Overridden(JsonNode card, string system, string code) => new()
+    {
+        ["feedback"] = new JsonArray(new JsonObject
+        {
+            ["card"] = (string)card["uuid"]!,
+            ["outcome"] = "overridden",
+            ["overrideReason"] = new JsonObject { ["reason"] = new JsonObject { ["system"] = system, ["code"] = code } },
+            ["outcomeTimestamp"] = DateTimeOffset.UtcNow.ToString("O"),
+        }),
+    };
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
