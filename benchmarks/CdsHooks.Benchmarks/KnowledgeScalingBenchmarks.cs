@@ -73,7 +73,6 @@ public class KnowledgeScalingBenchmarks
 
     private async Task<HookResult> Run(CdsEngine engine)
     {
-        using var document = JsonDocument.Parse(_body);
-        return await engine.EvaluateAsync(HookRequestReader.Read(document.RootElement, _service));
+        return await engine.EvaluateAsync(HookRequestReader.Read(_body, _service));
     }
 }

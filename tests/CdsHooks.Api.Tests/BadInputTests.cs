@@ -47,6 +47,29 @@ public sealed class BadInputTests(CdsHooksApplication app) : IClassFixture<CdsHo
         await Problem(await _client.PostJson(OrderSign, """{"hook":"order-sign","hook":"order-sign"}"""), HttpStatusCode.BadRequest);
 
     [Fact]
+    public async Task DuplicateKeysInAnElementNoRuleReadsAre400()
+    {
+        // The body is read in one pass that skips what no rule reads: duplicates there are refused all the same.
+        var body = Index().ToJsonString().Replace("\"birthDate\"", "\"name\":[{\"family\":\"A\",\"family\":\"B\"}],\"birthDate\"", StringComparison.Ordinal);
+
+        var problem = await Problem(await _client.PostJson(OrderSign, body), HttpStatusCode.BadRequest);
+
+        Assert.Equal("Malformed JSON", (string)problem["title"]!);
+    }
+
+    [Fact]
+    public async Task ABodyWithAByteOrderMarkIsRead()
+    {
+        using var content = new ByteArrayContent([0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(Index().ToJsonString())]);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+
+        var response = await _client.PostAsync(OrderSign, content, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.NotEmpty((await response.Json())["cards"]!.AsArray());
+    }
+
+    [Fact]
     public async Task DeeplyNestedJsonIs400() =>
         await Problem(await _client.PostJson(OrderSign, new string('[', 200) + new string(']', 200)), HttpStatusCode.BadRequest);
 

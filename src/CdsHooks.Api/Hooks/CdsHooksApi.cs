@@ -13,9 +13,6 @@ namespace CdsHooks.Api.Hooks;
 
 public static class CdsHooksApi
 {
-    // Deep nesting is refused before any FHIR parsing happens; FHIR resources in CDS Hooks calls are far shallower.
-    private static readonly JsonDocumentOptions BodyOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
-
     public static void AddCdsHooks(this WebApplicationBuilder builder) =>
         builder.Services.ConfigureHttpJsonOptions(options =>
         {
@@ -51,8 +48,17 @@ public static class CdsHooksApi
                 detail: "CDS Hooks requests are JSON: send Content-Type: application/json.");
         }
 
-        using var body = await JsonDocument.ParseAsync(request.Body, BodyOptions, cancellationToken);
-        var hookRequest = HookRequestReader.Read(body.RootElement, service);
+        HookRequest hookRequest;
+        var (body, length) = await ReadBodyAsync(request, cancellationToken);
+        try
+        {
+            hookRequest = HookRequestReader.Read(body.AsSpan(0, length), service);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(body);
+        }
+
         diagnostics.Set("Hook", service.Hook);
         diagnostics.Set("HookInstance", hookRequest.HookInstance);
 
@@ -61,5 +67,35 @@ public static class CdsHooksApi
         diagnostics.Set("CardCount", response.Cards.Count);
         CdsMetrics.HookDuration.Record(clock.Elapsed.TotalMilliseconds, new("hook", service.Hook), new("service", service.Id));
         return TypedResults.Ok(response);
+    }
+
+    /// <summary>The body whole, in a pooled buffer: the reader makes one pass over its text, with no document in
+    /// between (docs/performance.md). Its size is bounded by <c>Limits:MaxRequestBodyBytes</c> (SecurityExtensions).</summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var pool = System.Buffers.ArrayPool<byte>.Shared;
+        // One byte more than announced, so that the read that finds the end needs no larger buffer.
+        var buffer = pool.Rent(request.ContentLength is > 0 and < int.MaxValue ? (int)request.ContentLength + 1 : 16 * 1024);
+        var length = 0;
+        try
+        {
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken)) > 0)
+            {
+                length += read;
+                if (length < buffer.Length) continue;
+                var larger = pool.Rent(buffer.Length * 2);
+                buffer.AsSpan(0, length).CopyTo(larger);
+                pool.Return(buffer);
+                buffer = larger;
+            }
+
+            return (buffer, length);
+        }
+        catch
+        {
+            pool.Return(buffer);
+            throw;
+        }
     }
 }

@@ -208,7 +208,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
             var pages = new List<Resource>();
             foreach (var item in root.ValueKind == JsonValueKind.Array ? [.. root.EnumerateArray()] : new[] { root })
             {
-                pages.Add(Read(item, "cache") ?? throw new FhirFetchException("unreadable cache entry"));
+                pages.Add(Read(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(item), "cache") ?? throw new FhirFetchException("unreadable cache entry"));
             }
 
             return pages.Count == 0 ? null : Merge(pages) as T;
@@ -259,10 +259,10 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
 
     // Read like prefetch (PrefetchReader): the elements the engine uses, held to the same policy; a problem in them
     // makes the answer unusable, a problem elsewhere cannot change a card.
-    private static Resource? Read(JsonElement element, string location)
+    private static Resource? Read(ReadOnlySpan<byte> json, string location)
     {
         var issues = new List<RequestIssue>();
-        var resource = PrefetchReader.ReadResource(element, location, issues);
+        var resource = PrefetchReader.ReadResource(json, location, issues);
         return issues.Count == 0 ? resource : null;
     }
 
@@ -275,8 +275,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         if (response.StatusCode != HttpStatusCode.OK) throw new FhirFetchException($"HTTP {(int)response.StatusCode}");
 
         var json = await ReadBoundedAsync(response.Content, cancellationToken);
-        using var document = JsonDocument.Parse(json, JsonOptions);
-        return new Page(Read(document.RootElement, "response") ?? throw new FhirFetchException("unreadable FHIR response"), json);
+        return new Page(Read(json, "response") ?? throw new FhirFetchException("unreadable FHIR response"), json);
     }
 
     // The answer's bytes, at most Fhir:MaxAnswerBytes of them (an answer is held whole, and cached), without a UTF-8

@@ -8,32 +8,41 @@ namespace CdsHooks.Engine.Fhir;
 /// Reads the resources of a hook request (prefetch: the patient, the Bundles of medications, statements and
 /// conditions; and the orders being placed), and the FHIR server's answers that complete prefetch, into Firely's model
 /// with only the elements the engine reads: ids, statuses, codes, <c>medication[x]</c>, contained Medications, dosage,
-/// the dates that say when a medication ended, the birth date, Bundle links. Everything else is skipped unread. Firely's full deserialization of every element
-/// was two thirds of a hook call's CPU and most of its allocations (docs/performance.md). An order keeps its JSON
-/// beside it, and <see cref="Whole{T}"/> parses it whole with Firely when a suggestion returns it.
+/// the dates that say when a medication ended, the birth date, Bundle links. Everything else is skipped unread. Firely's
+/// full deserialization of every element was two thirds of a hook call's CPU and most of its allocations
+/// (docs/performance.md). An order keeps its JSON beside it, and <see cref="Whole{T}"/> parses it whole with Firely when
+/// a suggestion returns it.
+/// <para>One forward pass of a <see cref="Utf8JsonReader"/> over the UTF-8 text, with no document in between: parsing a
+/// <see cref="JsonDocument"/> first and then looking each element up in it was a third of the service's CPU
+/// (docs/performance.md). The pass refuses what a document parsed with duplicate properties refused does
+/// (<see cref="JsonNames"/>), in the elements it skips too.</para>
 /// <para>The elements read are held to the policy of <see cref="FhirJson"/>: a wrong JSON type, a wrong shape (one value
 /// versus an array), a null, an empty string, an unparsable literal (Firely's own <c>IsValidValue</c> for id, code, uri,
-/// date, dateTime, instant and positiveInt), a choice element with two types or none, or a resource type FHIR R4 does
-/// not know is refused with its location. An element that is not read cannot change a card, so its problems are not
-/// refused. <c>PrefetchReaderTests</c> holds this reader to Firely's: where Firely accepts, the same patient or a
-/// refusal; where Firely refuses and this reader accepts, the patient without the problem.</para>
+/// date, dateTime, instant and positiveInt), a choice element with two types or none, the same element twice under names
+/// that differ in case, or a resource type FHIR R4 does not know is refused with its location. An element that is not
+/// read cannot change a card, so its problems are not refused. Problems are reported in the order they appear in the
+/// text. <c>PrefetchReaderTests</c> holds this reader to Firely's: where Firely accepts, the same patient or a refusal;
+/// where Firely refuses and this reader accepts, the patient without the problem.</para>
 /// </summary>
 public static class PrefetchReader
 {
-    public static Resource? ReadResource(JsonElement element, string location, ICollection<RequestIssue> issues)
+    /// <summary>Nesting deeper than this is refused before anything is read; FHIR resources in CDS Hooks calls are far
+    /// shallower.</summary>
+    internal static readonly JsonReaderOptions Options = new() { MaxDepth = 64 };
+
+    /// <summary>Reads one resource from its JSON text (UTF-8, a byte order mark allowed). Malformed JSON and duplicate
+    /// properties throw <see cref="JsonException"/>; problems with FHIR elements are added to <paramref name="issues"/>.</summary>
+    public static Resource? ReadResource(ReadOnlySpan<byte> utf8, string location, ICollection<RequestIssue> issues)
     {
-        var type = FhirJson.ResourceTypeOf(element, location, issues);
-        return type is null ? null : new Reader(issues, keepSource: false).Resource(element, At.Root(location), type);
+        var pass = new Pass(WithoutByteOrderMark(utf8), issues);
+        pass.Start();
+        var resource = pass.Resource(At.Root(location), keepSource: false);
+        pass.End();
+        return resource;
     }
 
-    /// <summary>Reads orders being placed (a resource, or a Bundle of them) like prefetch, and keeps each resource's
-    /// JSON beside it: a suggestion that changes an order returns the whole order (<see cref="Whole{T}"/>), every
-    /// element the EHR sent included.</summary>
-    public static Resource? ReadOrders(JsonElement element, string location, ICollection<RequestIssue> issues)
-    {
-        var type = FhirJson.ResourceTypeOf(element, location, issues);
-        return type is null ? null : new Reader(issues, keepSource: true).Resource(element, At.Root(location), type);
-    }
+    /// <summary>JSON text may start with a UTF-8 byte order mark, which <see cref="Utf8JsonReader"/> refuses.</summary>
+    internal static ReadOnlySpan<byte> WithoutByteOrderMark(ReadOnlySpan<byte> utf8) => utf8.StartsWith("\uFEFF"u8) ? utf8[3..] : utf8;
 
     /// <summary>The whole resource for one this reader read: parsed by Firely from the JSON kept beside it (once, however
     /// many suggestions ask), or null when Firely refuses that JSON. A resource read some other way is returned as it
@@ -71,7 +80,7 @@ public static class PrefetchReader
     /// <summary>Where a value is in the request ("prefetch.medications.entry[2].resource.dosageInstruction[0]"), made
     /// into text only for a problem: most requests have none, and building every location as a string was a third of
     /// the reader's allocations (docs/performance.md).</summary>
-    private sealed class At
+    internal sealed class At
     {
         private readonly At? _parent;
         private readonly string _name;
@@ -98,409 +107,821 @@ public static class PrefetchReader
             : $"{_parent}.{_name}[{_index.ToString(System.Globalization.CultureInfo.InvariantCulture)}]";
     }
 
-    /// <summary>The object items of an array, each with its location (<c>foreach (var (item, at) in ...)</c>); the
-    /// default value has none.</summary>
-    private readonly struct Items(JsonElement array, string name, At? at)
+    // The names of the elements read, by type. A name's position in its list is its case in the reader's switch.
+    private static readonly byte[][] BundleNames = [.. new[] { "id", "link", "entry" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] LinkNames = [.. new[] { "relation", "url" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] EntryNames = [.. new[] { "resource" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] IdNames = [.. new[] { "id" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] PatientNames = [.. new[] { "id", "birthDate" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] RequestNames = [.. new[]
     {
-        public Enumerator GetEnumerator() => new(at is null ? default : array.EnumerateArray(), name, at);
+        "id", "medication", "medicationCodeableConcept", "medicationReference", "status", "intent", "contained", "dosageInstruction",
+        "dispenseRequest", "meta",
+    }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] StatementNames = [.. new[]
+    {
+        "id", "medication", "medicationCodeableConcept", "medicationReference", "status", "contained", "dosage", "effective",
+        "effectiveDateTime", "effectivePeriod",
+    }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] ConditionNames = [.. new[] { "id", "clinicalStatus", "verificationStatus", "code" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] MedicationNames = [.. new[] { "id", "code", "ingredient" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] IngredientNames = [.. new[] { "item", "itemCodeableConcept", "itemReference" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] DispenseNames = [.. new[] { "validityPeriod" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] MetaNames = [.. new[] { "lastUpdated" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] DosageNames = [.. new[]
+    {
+        "text", "timing", "asNeeded", "asNeededBoolean", "asNeededCodeableConcept", "doseAndRate", "maxDosePerPeriod",
+    }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] TimingNames = [.. new[] { "repeat" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] DoseNames = [.. new[] { "dose", "doseQuantity", "doseRange" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] RatioNames = [.. new[] { "numerator", "denominator" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] RepeatNames = [.. new[]
+    {
+        "frequency", "frequencyMax", "period", "periodUnit", "bounds", "boundsPeriod", "boundsDuration", "boundsRange", "when", "_when",
+    }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] PeriodNames = [.. new[] { "end" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] QuantityNames = [.. new[] { "value", "unit", "system", "code" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] RangeNames = [.. new[] { "low", "high" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] ConceptNames = [.. new[] { "text", "coding" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] CodingNames = [.. new[] { "system", "code", "display" }.Select(System.Text.Encoding.UTF8.GetBytes)];
+    private static readonly byte[][] ReferenceNames = [.. new[] { "reference", "display" }.Select(System.Text.Encoding.UTF8.GetBytes)];
 
-        public struct Enumerator(JsonElement.ArrayEnumerator items, string name, At? at)
+    /// <summary>One forward pass over a JSON text: the reader, the names of the open objects (for duplicates) and the
+    /// problems found. Every method that reads a value leaves the reader on the value's last token.</summary>
+    internal ref struct Pass
+    {
+        private readonly ReadOnlySpan<byte> _json;
+        private readonly JsonNames _names;
+        private readonly ICollection<RequestIssue> _issues;
+        private Utf8JsonReader _reader;
+
+        public Pass(ReadOnlySpan<byte> json, ICollection<RequestIssue> issues)
         {
-            private JsonElement.ArrayEnumerator _items = items;
-            private int _index = -1;
+            _json = json;
+            _issues = issues;
+            _names = JsonNames.ForThread();
+            _reader = new Utf8JsonReader(json, Options);
+        }
 
-            public (JsonElement Item, At At) Current { get; private set; }
+        public readonly JsonTokenType Token => _reader.TokenType;
 
-            public bool MoveNext()
+        /// <summary>Moves to the text's first token (malformed or empty text throws).</summary>
+        public void Start()
+        {
+            if (!_reader.Read()) throw new JsonException("The JSON text is empty.");
+        }
+
+        /// <summary>After the text's one value: anything more is malformed.</summary>
+        public void End()
+        {
+            if (_reader.Read()) throw new JsonException("The JSON text has more than one value.");
+        }
+
+        // ---- The JSON: objects, names, skipping.
+
+        /// <summary>On an object's start: records it for its names.</summary>
+        public readonly void Open() => _names.Open();
+
+        /// <summary>Moves to the object's next property and then to its value, and returns the property's name as the
+        /// name it spells; false at the object's end, which closes it.</summary>
+        public bool Next(out ReadOnlySpan<byte> name)
+        {
+            _reader.Read();
+            if (_reader.TokenType == JsonTokenType.EndObject)
             {
-                if (at is null) return false;
-                while (_items.MoveNext())
-                {
-                    _index++;
-                    if (_items.Current.ValueKind != JsonValueKind.Object) continue; // refused by Reader.Items
-                    Current = (_items.Current, at.Item(name, _index));
-                    return true;
-                }
-
+                _names.Close();
+                name = default;
                 return false;
             }
-        }
-    }
 
-    private readonly struct Reader(ICollection<RequestIssue> issues, bool keepSource)
-    {
-        public Resource Resource(JsonElement e, At at, Type type)
+            name = _names.Add(ref _reader, _json);
+            _reader.Read();
+            return true;
+        }
+
+        /// <summary>On an array: moves to its next item; false at its end.</summary>
+        public bool NextItem() => _reader.Read() && _reader.TokenType != JsonTokenType.EndArray;
+
+        /// <summary>Moves past the value the reader is on (to its last token), holding its objects to no duplicate
+        /// property.</summary>
+        public void Skip()
         {
+            if (_reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray)) return;
+            var depth = _reader.CurrentDepth;
+            if (_reader.TokenType == JsonTokenType.StartObject) _names.Open();
+            do
+            {
+                _reader.Read();
+                switch (_reader.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        _names.Open();
+                        break;
+                    case JsonTokenType.EndObject:
+                        _names.Close();
+                        break;
+                    case JsonTokenType.PropertyName:
+                        _names.Add(ref _reader, _json);
+                        break;
+                }
+            }
+            while (_reader.CurrentDepth > depth);
+        }
+
+        /// <summary>Where the value the reader is on starts in the text.</summary>
+        public readonly int ValueStart => (int)_reader.TokenStartIndex;
+
+        /// <summary>The text from <paramref name="start"/> to the end of the value the reader is on (its last token).</summary>
+        public readonly ReadOnlySpan<byte> TextFrom(int start) => _json[start..(int)_reader.BytesConsumed];
+
+        /// <summary>The string the reader is on (a JSON string), or null with <paramref name="invalidText"/> set when it is
+        /// not valid Unicode (a lone surrogate escaped, or invalid UTF-8).</summary>
+        public readonly string? String(out bool invalidText)
+        {
+            invalidText = false;
+            try
+            {
+                return _reader.GetString();
+            }
+            catch (InvalidOperationException)
+            {
+                invalidText = true;
+                return null;
+            }
+        }
+
+        // ---- FHIR resources.
+
+        /// <summary>Reads the resource the reader is on (refusing what is not one), keeping its JSON beside it when
+        /// <paramref name="keepSource"/> (orders: a suggestion returns the whole order) or when it is a paged Bundle
+        /// (the FHIR fallback caches the pages it completes it with as JSON).</summary>
+        public Resource? Resource(At at, bool keepSource)
+        {
+            var start = ValueStart;
+            if (ResourceType(at) is not { } type)
+            {
+                Skip();
+                return null;
+            }
+
+            Open();
             Resource resource =
-                type == typeof(Bundle) ? Bundle(e, at)
-                : type == typeof(MedicationRequest) ? MedicationRequest(e, at)
-                : type == typeof(MedicationStatement) ? MedicationStatement(e, at)
-                : type == typeof(Condition) ? Condition(e, at)
-                : type == typeof(Patient) ? Patient(e, at)
-                : type == typeof(Medication) ? Medication(e, at)
+                type == typeof(Bundle) ? Bundle(at, keepSource)
+                : type == typeof(MedicationRequest) ? MedicationRequest(at)
+                : type == typeof(MedicationStatement) ? MedicationStatement(at)
+                : type == typeof(Condition) ? Condition(at)
+                : type == typeof(Patient) ? Patient(at)
+                : type == typeof(Medication) ? Medication(at)
                 // A type no rule reads (an OperationOutcome, an Observation in a Bundle): its type and id only.
-                : (Resource)Activator.CreateInstance(type)!;
-            resource.Id = Primitive(e, "id", at, Literal.Id);
-            // A paged Bundle keeps its JSON too: the FHIR fallback caches the pages it completes it with as JSON.
+                : IdOnly(at, type);
             if ((keepSource && resource is not Hl7.Fhir.Model.Bundle) || (resource is Bundle paged && paged.Link.Exists(l => l.Relation == "next")))
             {
-                resource.AddAnnotation(new SourceJson(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(e).ToArray()));
+                resource.AddAnnotation(new SourceJson(TextFrom(start).ToArray()));
             }
 
             return resource;
         }
 
-        private Bundle Bundle(JsonElement e, At at)
+        /// <summary>The concrete FHIR R4 resource type the object the reader is on declares in <c>resourceType</c>, found
+        /// by looking ahead in it (FHIR puts it first, JSON does not have to), or null with the problem added.</summary>
+        private readonly Type? ResourceType(At at)
         {
-            var bundle = new Bundle();
-            foreach (var (link, linkAt) in Items(e, "link", at))
+            if (_reader.TokenType != JsonTokenType.StartObject)
             {
-                bundle.Link.Add(new Bundle.LinkComponent
-                {
-                    Relation = Primitive(link, "relation", linkAt, Literal.String),
-                    Url = Primitive(link, "url", linkAt, Literal.Uri),
-                });
+                _issues.Add(new RequestIssue(at.ToString(), "invalid-type", "Expected a FHIR resource (a JSON object)."));
+                return null;
             }
 
-            foreach (var (entry, entryAt) in Items(e, "entry", at))
+            var ahead = _reader;
+            string? typeName = null;
+            var found = false;
+            while (ahead.Read() && ahead.TokenType == JsonTokenType.PropertyName)
             {
-                var component = new Bundle.EntryComponent();
-                if (Object(entry, "resource", entryAt, out var resource))
+                var isType = ahead.ValueTextEquals("resourceType"u8);
+                ahead.Read();
+                if (isType && ahead.TokenType == JsonTokenType.String)
                 {
-                    var resourceAt = entryAt.Then("resource");
-                    if (FhirJson.ResourceTypeOf(resource, resourceAt, issues) is { } resourceType) component.Resource = Resource(resource, resourceAt, resourceType);
+                    found = true;
+                    try
+                    {
+                        typeName = ahead.GetString();
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        typeName = ""; // a lone surrogate or invalid UTF-8: no FHIR type has such a name
+                    }
+
+                    break;
                 }
 
-                bundle.Entry.Add(component);
+                if (isType) break;
+                ahead.Skip();
+            }
+
+            if (!found)
+            {
+                _issues.Add(new RequestIssue(at.ToString(), "invalid-resource", "A FHIR resource needs a 'resourceType' string."));
+                return null;
+            }
+
+            if (ResourceTypes.Find(typeName!) is not { } concrete)
+            {
+                _issues.Add(new RequestIssue($"{at}.resourceType", "invalid-resource", "Not a concrete FHIR R4 resource type."));
+                return null;
+            }
+
+            return concrete;
+        }
+
+        // Orders come in a Bundle too: each keeps its JSON.
+        private Bundle Bundle(At at, bool keepSource)
+        {
+            var bundle = new Bundle();
+            var seen = 0;
+            while (Next(out var name))
+            {
+                switch (Slot(name, BundleNames, ref seen, at))
+                {
+                    case 0:
+                        bundle.Id = Text(at, "id", Literal.Id);
+                        break;
+                    case 1:
+                        for (var i = 0; Item(at, "link", ref i, out var linkAt);)
+                        {
+                            var link = new Bundle.LinkComponent();
+                            for (var linkSeen = 0; Next(out var linkName);)
+                            {
+                                switch (Slot(linkName, LinkNames, ref linkSeen, linkAt))
+                                {
+                                    case 0: link.Relation = Text(linkAt, "relation", Literal.String); break;
+                                    case 1: link.Url = Text(linkAt, "url", Literal.Uri); break;
+                                    default: Skip(); break;
+                                }
+                            }
+
+                            bundle.Link.Add(link);
+                        }
+
+                        break;
+                    case 2:
+                        for (var i = 0; Item(at, "entry", ref i, out var entryAt);)
+                        {
+                            var entry = new Bundle.EntryComponent();
+                            for (var entrySeen = 0; Next(out var entryName);)
+                            {
+                                if (Slot(entryName, EntryNames, ref entrySeen, entryAt) == 0) entry.Resource = Resource(entryAt.Then("resource"), keepSource);
+                                else Skip();
+                            }
+
+                            bundle.Entry.Add(entry);
+                        }
+
+                        break;
+                    default:
+                        Skip();
+                        break;
+                }
             }
 
             return bundle;
         }
 
-        private Patient Patient(JsonElement e, At at)
+        private Resource IdOnly(At at, Type type)
+        {
+            var resource = (Resource)Activator.CreateInstance(type)!;
+            for (var seen = 0; Next(out var name);)
+            {
+                if (Slot(name, IdNames, ref seen, at) == 0) resource.Id = Text(at, "id", Literal.Id);
+                else Skip();
+            }
+
+            return resource;
+        }
+
+        private Patient Patient(At at)
         {
             var patient = new Patient();
-            if (Primitive(e, "birthDate", at, Literal.Date) is { } birthDate) patient.BirthDateElement = new Date(birthDate);
+            for (var seen = 0; Next(out var name);)
+            {
+                switch (Slot(name, PatientNames, ref seen, at))
+                {
+                    case 0: patient.Id = Text(at, "id", Literal.Id); break;
+                    case 1 when Text(at, "birthDate", Literal.Date) is { } birthDate: patient.BirthDateElement = new Date(birthDate); break;
+                    case 1: break;
+                    default: Skip(); break;
+                }
+            }
+
             return patient;
         }
 
-        private MedicationRequest MedicationRequest(JsonElement e, At at)
+        private MedicationRequest MedicationRequest(At at)
         {
             var request = new MedicationRequest();
-            if (MedicationChoice(e, at) is { } medication) request.Medication = medication;
-            if (Primitive(e, "status", at, Literal.Code) is { } status) request.StatusElement = new() { JsonValue = status };
-            if (Primitive(e, "intent", at, Literal.Code) is { } intent) request.IntentElement = new() { JsonValue = intent };
-            Contained(e, at, request.Contained);
-            foreach (var (dosage, dosageAt) in Items(e, "dosageInstruction", at)) request.DosageInstruction.Add(Dosage(dosage, dosageAt));
-            if (Object(e, "dispenseRequest", at, out var dispense) && Object(dispense, "validityPeriod", at.Then("dispenseRequest"), out var validity))
+            var medication = 0;
+            for (var seen = 0; Next(out var name);)
             {
-                request.DispenseRequest = new MedicationRequest.DispenseRequestComponent { ValidityPeriod = Period(validity, at.Then("dispenseRequest.validityPeriod")) };
-            }
+                switch (Slot(name, RequestNames, ref seen, at))
+                {
+                    case 0: request.Id = Text(at, "id", Literal.Id); break;
+                    case 1: NoSuffix(at, "medication"); break;
+                    case 2: if (One(ref medication, at, "medicationCodeableConcept") && Concept(at, "medicationCodeableConcept") is { } concept) request.Medication = concept; break;
+                    case 3: if (One(ref medication, at, "medicationCodeableConcept") && Reference(at, "medicationReference") is { } reference) request.Medication = reference; break;
+                    case 4 when Text(at, "status", Literal.Code) is { } status: request.StatusElement = new() { JsonValue = status }; break;
+                    case 5 when Text(at, "intent", Literal.Code) is { } intent: request.IntentElement = new() { JsonValue = intent }; break;
+                    case 6: Contained(at, request.Contained); break;
+                    case 7:
+                        for (var i = 0; Item(at, "dosageInstruction", ref i, out var dosageAt);) request.DosageInstruction.Add(Dosage(dosageAt));
+                        break;
+                    case 8 when Object(at, "dispenseRequest"):
+                        var dispenseAt = at.Then("dispenseRequest");
+                        for (var dispenseSeen = 0; Next(out var dispenseName);)
+                        {
+                            if (Slot(dispenseName, DispenseNames, ref dispenseSeen, dispenseAt) == 0 && Object(dispenseAt, "validityPeriod"))
+                            {
+                                request.DispenseRequest = new MedicationRequest.DispenseRequestComponent { ValidityPeriod = Period(at.Then("dispenseRequest.validityPeriod")) };
+                            }
+                            else
+                            {
+                                Skip();
+                            }
+                        }
 
-            if (Object(e, "meta", at, out var meta) && Primitive(meta, "lastUpdated", at.Then("meta"), Literal.Instant) is { } updated)
-            {
-                request.Meta = new Meta { LastUpdatedElement = new Instant { JsonValue = updated } };
+                        break;
+                    case 9 when Object(at, "meta"):
+                        var metaAt = at.Then("meta");
+                        for (var metaSeen = 0; Next(out var metaName);)
+                        {
+                            if (Slot(metaName, MetaNames, ref metaSeen, metaAt) != 0) Skip();
+                            else if (Text(metaAt, "lastUpdated", Literal.Instant) is { } updated) request.Meta = new Meta { LastUpdatedElement = new Instant { JsonValue = updated } };
+                        }
+
+                        break;
+                    case 8 or 9: break;
+                    default: Skip(); break;
+                }
             }
 
             return request;
         }
 
-        private MedicationStatement MedicationStatement(JsonElement e, At at)
+        private MedicationStatement MedicationStatement(At at)
         {
             var statement = new MedicationStatement();
-            if (MedicationChoice(e, at) is { } medication) statement.Medication = medication;
-            if (Primitive(e, "status", at, Literal.Code) is { } status) statement.StatusElement = new() { JsonValue = status };
-            Contained(e, at, statement.Contained);
-            foreach (var (dosage, dosageAt) in Items(e, "dosage", at)) statement.Dosage.Add(Dosage(dosage, dosageAt));
-            if (!OneOf(e, at, "effective", "effectiveDateTime", "effectivePeriod")) return statement;
-            if (Primitive(e, "effectiveDateTime", at, Literal.DateTime) is { } effective) statement.Effective = new FhirDateTime(effective);
-            else if (Object(e, "effectivePeriod", at, out var period)) statement.Effective = Period(period, at.Then("effectivePeriod"));
+            var medication = 0;
+            var effective = 0;
+            for (var seen = 0; Next(out var name);)
+            {
+                switch (Slot(name, StatementNames, ref seen, at))
+                {
+                    case 0: statement.Id = Text(at, "id", Literal.Id); break;
+                    case 1: NoSuffix(at, "medication"); break;
+                    case 2: if (One(ref medication, at, "medicationCodeableConcept") && Concept(at, "medicationCodeableConcept") is { } concept) statement.Medication = concept; break;
+                    case 3: if (One(ref medication, at, "medicationCodeableConcept") && Reference(at, "medicationReference") is { } reference) statement.Medication = reference; break;
+                    case 4 when Text(at, "status", Literal.Code) is { } status: statement.StatusElement = new() { JsonValue = status }; break;
+                    case 5: Contained(at, statement.Contained); break;
+                    case 6:
+                        for (var i = 0; Item(at, "dosage", ref i, out var dosageAt);) statement.Dosage.Add(Dosage(dosageAt));
+                        break;
+                    case 7: NoSuffix(at, "effective"); break;
+                    case 8:
+                        if (One(ref effective, at, "effectiveDateTime") && Text(at, "effectiveDateTime", Literal.DateTime) is { } dateTime) statement.Effective = new FhirDateTime(dateTime);
+                        break;
+                    case 9:
+                        if (One(ref effective, at, "effectiveDateTime") && Object(at, "effectivePeriod")) statement.Effective = Period(at.Then("effectivePeriod"));
+                        break;
+                    case 4: break;
+                    default: Skip(); break;
+                }
+            }
+
             return statement;
         }
 
-        private Condition Condition(JsonElement e, At at) => new()
+        private Condition Condition(At at)
         {
-            ClinicalStatus = Concept(e, "clinicalStatus", at),
-            VerificationStatus = Concept(e, "verificationStatus", at),
-            Code = Concept(e, "code", at),
-        };
-
-        private Medication Medication(JsonElement e, At at)
-        {
-            var medication = new Medication { Code = Concept(e, "code", at) };
-            foreach (var (ingredient, ingredientAt) in Items(e, "ingredient", at))
+            var condition = new Condition();
+            for (var seen = 0; Next(out var name);)
             {
-                var component = new Medication.IngredientComponent();
-                if (OneOf(ingredient, ingredientAt, "item", "itemCodeableConcept", "itemReference")
-                    && ((DataType?)Concept(ingredient, "itemCodeableConcept", ingredientAt) ?? Reference(ingredient, "itemReference", ingredientAt)) is { } item)
+                switch (Slot(name, ConditionNames, ref seen, at))
                 {
-                    component.Item = item;
+                    case 0: condition.Id = Text(at, "id", Literal.Id); break;
+                    case 1: condition.ClinicalStatus = Concept(at, "clinicalStatus"); break;
+                    case 2: condition.VerificationStatus = Concept(at, "verificationStatus"); break;
+                    case 3: condition.Code = Concept(at, "code"); break;
+                    default: Skip(); break;
                 }
+            }
 
-                medication.Ingredient.Add(component);
+            return condition;
+        }
+
+        private Medication Medication(At at)
+        {
+            var medication = new Medication();
+            for (var seen = 0; Next(out var name);)
+            {
+                switch (Slot(name, MedicationNames, ref seen, at))
+                {
+                    case 0: medication.Id = Text(at, "id", Literal.Id); break;
+                    case 1: medication.Code = Concept(at, "code"); break;
+                    case 2:
+                        for (var i = 0; Item(at, "ingredient", ref i, out var ingredientAt);)
+                        {
+                            var ingredient = new Medication.IngredientComponent();
+                            var item = 0;
+                            for (var ingredientSeen = 0; Next(out var ingredientName);)
+                            {
+                                switch (Slot(ingredientName, IngredientNames, ref ingredientSeen, ingredientAt))
+                                {
+                                    case 0: NoSuffix(ingredientAt, "item"); break;
+                                    case 1: if (One(ref item, ingredientAt, "itemCodeableConcept") && Concept(ingredientAt, "itemCodeableConcept") is { } concept) ingredient.Item = concept; break;
+                                    case 2: if (One(ref item, ingredientAt, "itemCodeableConcept") && Reference(ingredientAt, "itemReference") is { } reference) ingredient.Item = reference; break;
+                                    default: Skip(); break;
+                                }
+                            }
+
+                            medication.Ingredient.Add(ingredient);
+                        }
+
+                        break;
+                    default:
+                        Skip();
+                        break;
+                }
             }
 
             return medication;
         }
 
-        // medication[x]: a CodeableConcept or a Reference.
-        private DataType? MedicationChoice(JsonElement e, At at) => OneOf(e, at, "medication", "medicationCodeableConcept", "medicationReference")
-            ? (DataType?)Concept(e, "medicationCodeableConcept", at) ?? Reference(e, "medicationReference", at)
-            : null;
-
         // Contained Medications are read (a "#med1" reference resolves to one); other contained resources by type only.
-        private void Contained(JsonElement e, At at, List<Resource> contained)
+        private void Contained(At at, List<Resource> contained)
         {
-            foreach (var (resource, resourceAt) in Items(e, "contained", at))
+            for (var i = 0; Item(at, "contained", ref i, out var resourceAt);)
             {
-                if (FhirJson.ResourceTypeOf(resource, resourceAt, issues) is not { } type) continue;
-                var item = type == typeof(Medication) ? Medication(resource, resourceAt) : (Resource)Activator.CreateInstance(type)!;
-                item.Id = Primitive(resource, "id", resourceAt, Literal.Id);
-                contained.Add(item);
+                if (ResourceType(resourceAt) is not { } type)
+                {
+                    Skip();
+                    continue;
+                }
+
+                Open();
+                contained.Add(type == typeof(Medication) ? Medication(resourceAt) : IdOnly(resourceAt, type));
             }
         }
 
-        private Dosage Dosage(JsonElement e, At at)
+        private Dosage Dosage(At at)
         {
-            var dosage = new Dosage { Text = Primitive(e, "text", at, Literal.String) };
-            if (Object(e, "timing", at, out var timing) && Object(timing, "repeat", at.Then("timing"), out var repeat))
+            var dosage = new Dosage();
+            var asNeeded = 0;
+            for (var seen = 0; Next(out var name);)
             {
-                dosage.Timing = new Timing { Repeat = Repeat(repeat, at.Then("timing.repeat")) };
-            }
-
-            if (OneOf(e, at, "asNeeded", "asNeededBoolean", "asNeededCodeableConcept"))
-            {
-                dosage.AsNeeded = Boolean(e, "asNeededBoolean", at) is { } asNeeded ? new FhirBoolean(asNeeded) : Concept(e, "asNeededCodeableConcept", at);
-            }
-
-            foreach (var (doseAndRate, doseAt) in Items(e, "doseAndRate", at))
-            {
-                var component = new Dosage.DoseAndRateComponent();
-                if (OneOf(doseAndRate, doseAt, "dose", "doseQuantity", "doseRange"))
+                switch (Slot(name, DosageNames, ref seen, at))
                 {
-                    if (Object(doseAndRate, "doseQuantity", doseAt, out var quantity)) component.Dose = Quantity(quantity, doseAt.Then("doseQuantity"));
-                    else if (Object(doseAndRate, "doseRange", doseAt, out var range)) component.Dose = Range(range, doseAt.Then("doseRange"));
+                    case 0: dosage.Text = Text(at, "text", Literal.String); break;
+                    case 1 when Object(at, "timing"):
+                        var timingAt = at.Then("timing");
+                        for (var timingSeen = 0; Next(out var timingName);)
+                        {
+                            if (Slot(timingName, TimingNames, ref timingSeen, timingAt) == 0 && Object(timingAt, "repeat")) dosage.Timing = new Timing { Repeat = Repeat(at.Then("timing.repeat")) };
+                            else Skip();
+                        }
+
+                        break;
+                    case 2: NoSuffix(at, "asNeeded"); break;
+                    case 3:
+                        if (One(ref asNeeded, at, "asNeededBoolean") && Boolean(at, "asNeededBoolean") is { } flag) dosage.AsNeeded = new FhirBoolean(flag);
+                        break;
+                    case 4: if (One(ref asNeeded, at, "asNeededBoolean") && Concept(at, "asNeededCodeableConcept") is { } concept) dosage.AsNeeded = concept; break;
+                    case 5:
+                        for (var i = 0; Item(at, "doseAndRate", ref i, out var doseAt);)
+                        {
+                            var component = new Dosage.DoseAndRateComponent();
+                            var dose = 0;
+                            for (var doseSeen = 0; Next(out var doseName);)
+                            {
+                                switch (Slot(doseName, DoseNames, ref doseSeen, doseAt))
+                                {
+                                    case 0: NoSuffix(doseAt, "dose"); break;
+                                    case 1:
+                                        if (One(ref dose, doseAt, "doseQuantity") && Object(doseAt, "doseQuantity")) component.Dose = Quantity(doseAt.Then("doseQuantity"));
+                                        break;
+                                    case 2:
+                                        if (One(ref dose, doseAt, "doseQuantity") && Object(doseAt, "doseRange")) component.Dose = Range(doseAt.Then("doseRange"));
+                                        break;
+                                    default: Skip(); break;
+                                }
+                            }
+
+                            dosage.DoseAndRate.Add(component);
+                        }
+
+                        break;
+                    case 6 when Object(at, "maxDosePerPeriod"):
+                        var maxAt = at.Then("maxDosePerPeriod");
+                        var max = new Ratio();
+                        for (var ratioSeen = 0; Next(out var ratioName);)
+                        {
+                            switch (Slot(ratioName, RatioNames, ref ratioSeen, maxAt))
+                            {
+                                case 0 when Object(maxAt, "numerator"): max.Numerator = Quantity(at.Then("maxDosePerPeriod.numerator")); break;
+                                case 1 when Object(maxAt, "denominator"): max.Denominator = Quantity(at.Then("maxDosePerPeriod.denominator")); break;
+                                case 0 or 1: break;
+                                default: Skip(); break;
+                            }
+                        }
+
+                        dosage.MaxDosePerPeriod = max;
+                        break;
+                    case 1 or 6: break;
+                    default: Skip(); break;
                 }
-
-                dosage.DoseAndRate.Add(component);
-            }
-
-            if (Object(e, "maxDosePerPeriod", at, out var max))
-            {
-                dosage.MaxDosePerPeriod = new Ratio
-                {
-                    Numerator = Object(max, "numerator", at.Then("maxDosePerPeriod"), out var n) ? Quantity(n, at.Then("maxDosePerPeriod.numerator")) : null,
-                    Denominator = Object(max, "denominator", at.Then("maxDosePerPeriod"), out var d) ? Quantity(d, at.Then("maxDosePerPeriod.denominator")) : null,
-                };
             }
 
             return dosage;
         }
 
-        private Timing.RepeatComponent Repeat(JsonElement e, At at)
+        private Timing.RepeatComponent Repeat(At at)
         {
-            var repeat = new Timing.RepeatComponent
+            var repeat = new Timing.RepeatComponent();
+            var bounds = 0;
+            List<int>? nulls = null;
+            var placeholders = false;
+            for (var seen = 0; Next(out var name);)
             {
-                Frequency = PositiveInt(e, "frequency", at),
-                FrequencyMax = PositiveInt(e, "frequencyMax", at),
-                Period = Decimal(e, "period", at),
-            };
-            if (OneOf(e, at, "bounds", "boundsPeriod", "boundsDuration", "boundsRange") && Object(e, "boundsPeriod", at, out var bounds))
-            {
-                repeat.Bounds = Period(bounds, at.Then("boundsPeriod"));
+                switch (Slot(name, RepeatNames, ref seen, at))
+                {
+                    case 0: repeat.Frequency = PositiveInt(at, "frequency"); break;
+                    case 1: repeat.FrequencyMax = PositiveInt(at, "frequencyMax"); break;
+                    case 2: repeat.Period = Decimal(at, "period"); break;
+                    case 3 when Text(at, "periodUnit", Literal.Code) is { } unit: repeat.PeriodUnitElement = new() { JsonValue = unit }; break;
+                    case 4: NoSuffix(at, "bounds"); break;
+                    case 5:
+                        if (One(ref bounds, at, "boundsPeriod") && Object(at, "boundsPeriod")) repeat.Bounds = Period(at.Then("boundsPeriod"));
+                        break;
+                    case 6 or 7:
+                        if (One(ref bounds, at, "boundsPeriod")) Skip();
+                        break;
+                    case 8:
+                        if (_reader.TokenType != JsonTokenType.StartArray)
+                        {
+                            Problem($"{at}.when", Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
+                            Skip();
+                            break;
+                        }
+
+                        for (var i = 0; _reader.Read() && _reader.TokenType != JsonTokenType.EndArray; i++)
+                        {
+                            // A null is FHIR's placeholder for a value that has only an extension, in "_when".
+                            if (_reader.TokenType == JsonTokenType.Null) (nulls ??= []).Add(i);
+                            else if (Text(at, $"when[{i}]", Literal.Code) is { } code) repeat.WhenElement.Add(new() { JsonValue = code });
+                        }
+
+                        break;
+                    case 9:
+                        placeholders = true;
+                        Skip();
+                        break;
+                    case 3: break;
+                    default: Skip(); break;
+                }
             }
 
-            if (Primitive(e, "periodUnit", at, Literal.Code) is { } unit) repeat.PeriodUnitElement = new() { JsonValue = unit };
-            if (Property(e, "when", out var when))
+            if (nulls is not null && !placeholders)
             {
-                if (when.ValueKind != JsonValueKind.Array)
-                {
-                    Problem($"{at}.when", Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
-                    return repeat;
-                }
-
-                // A null is FHIR's placeholder for a value that has only an extension, in "_when".
-                var placeholders = Property(e, "_when", out _);
-                var i = 0;
-                foreach (var item in when.EnumerateArray())
-                {
-                    if (item.ValueKind == JsonValueKind.Null && !placeholders) Problem(at, $"when[{i}]", FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE);
-                    else if (item.ValueKind != JsonValueKind.Null && Text(item, at, $"when[{i}]", Literal.Code) is { } code) repeat.WhenElement.Add(new() { JsonValue = code });
-                    i++;
-                }
+                foreach (var i in nulls) Problem(at, $"when[{i}]", FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE);
             }
 
             return repeat;
         }
 
-        private Period Period(JsonElement e, At at) => new() { End = Primitive(e, "end", at, Literal.DateTime) };
-
-        private Quantity Quantity(JsonElement e, At at) => new()
+        private Period Period(At at)
         {
-            Value = Decimal(e, "value", at),
-            Unit = Primitive(e, "unit", at, Literal.String),
-            System = Primitive(e, "system", at, Literal.Uri),
-            Code = Primitive(e, "code", at, Literal.Code),
-        };
-
-        private Hl7.Fhir.Model.Range Range(JsonElement e, At at) => new()
-        {
-            Low = Object(e, "low", at, out var low) ? Quantity(low, at.Then("low")) : null,
-            High = Object(e, "high", at, out var high) ? Quantity(high, at.Then("high")) : null,
-        };
-
-        private CodeableConcept? Concept(JsonElement parent, string name, At at)
-        {
-            if (!Object(parent, name, at, out var e)) return null;
-            var conceptAt = at.Then(name);
-            var concept = new CodeableConcept { Text = Primitive(e, "text", conceptAt, Literal.String) };
-            foreach (var (coding, codingAt) in Items(e, "coding", conceptAt))
+            var period = new Period();
+            for (var seen = 0; Next(out var name);)
             {
-                concept.Coding.Add(new Coding
+                if (Slot(name, PeriodNames, ref seen, at) == 0) period.End = Text(at, "end", Literal.DateTime);
+                else Skip();
+            }
+
+            return period;
+        }
+
+        private Quantity Quantity(At at)
+        {
+            var quantity = new Quantity();
+            for (var seen = 0; Next(out var name);)
+            {
+                switch (Slot(name, QuantityNames, ref seen, at))
                 {
-                    System = Primitive(coding, "system", codingAt, Literal.Uri),
-                    Code = Primitive(coding, "code", codingAt, Literal.Code),
-                    Display = Primitive(coding, "display", codingAt, Literal.String),
-                });
+                    case 0: quantity.Value = Decimal(at, "value"); break;
+                    case 1: quantity.Unit = Text(at, "unit", Literal.String); break;
+                    case 2: quantity.System = Text(at, "system", Literal.Uri); break;
+                    case 3: quantity.Code = Text(at, "code", Literal.Code); break;
+                    default: Skip(); break;
+                }
+            }
+
+            return quantity;
+        }
+
+        private Hl7.Fhir.Model.Range Range(At at)
+        {
+            var range = new Hl7.Fhir.Model.Range();
+            for (var seen = 0; Next(out var name);)
+            {
+                switch (Slot(name, RangeNames, ref seen, at))
+                {
+                    case 0 when Object(at, "low"): range.Low = Quantity(at.Then("low")); break;
+                    case 1 when Object(at, "high"): range.High = Quantity(at.Then("high")); break;
+                    case 0 or 1: break;
+                    default: Skip(); break;
+                }
+            }
+
+            return range;
+        }
+
+        private CodeableConcept? Concept(At parent, string name)
+        {
+            if (!Object(parent, name)) return null;
+            var at = parent.Then(name);
+            var concept = new CodeableConcept();
+            for (var seen = 0; Next(out var property);)
+            {
+                switch (Slot(property, ConceptNames, ref seen, at))
+                {
+                    case 0: concept.Text = Text(at, "text", Literal.String); break;
+                    case 1:
+                        for (var i = 0; Item(at, "coding", ref i, out var codingAt);)
+                        {
+                            var coding = new Coding();
+                            for (var codingSeen = 0; Next(out var codingName);)
+                            {
+                                switch (Slot(codingName, CodingNames, ref codingSeen, codingAt))
+                                {
+                                    case 0: coding.System = Text(codingAt, "system", Literal.Uri); break;
+                                    case 1: coding.Code = Text(codingAt, "code", Literal.Code); break;
+                                    case 2: coding.Display = Text(codingAt, "display", Literal.String); break;
+                                    default: Skip(); break;
+                                }
+                            }
+
+                            concept.Coding.Add(coding);
+                        }
+
+                        break;
+                    default:
+                        Skip();
+                        break;
+                }
             }
 
             return concept;
         }
 
-        private ResourceReference? Reference(JsonElement parent, string name, At at)
+        private ResourceReference? Reference(At parent, string name)
         {
-            if (!Object(parent, name, at, out var e)) return null;
-            return new ResourceReference
+            if (!Object(parent, name)) return null;
+            var at = parent.Then(name);
+            var reference = new ResourceReference();
+            for (var seen = 0; Next(out var property);)
             {
-                Reference = Primitive(e, "reference", at.Then(name), Literal.String),
-                Display = Primitive(e, "display", at.Then(name), Literal.String),
-            };
+                switch (Slot(property, ReferenceNames, ref seen, at))
+                {
+                    case 0: reference.Reference = Text(at, "reference", Literal.String); break;
+                    case 1: reference.Display = Text(at, "display", Literal.String); break;
+                    default: Skip(); break;
+                }
+            }
+
+            return reference;
         }
 
         // ---- JSON shapes: each refuses what FhirJson refuses, with the same messages.
 
-        /// <summary>A property by name. FHIR names are case-sensitive, but Firely reads "Status" as "status" (backwards
-        /// compatibility), and so does this reader: skipping it would lose what Firely would have read. One pass over
-        /// the object's raw UTF-8 names: the exact name wins at once, else the first that differs only in case. (The
-        /// JSON's own lookup by name and then a second pass for the case were a third of this reader's time, half of
-        /// lookups being for elements that are absent: docs/performance.md.) A request body is parsed with duplicate
-        /// properties refused, so there is one exact match at most.</summary>
-        private static bool Property(JsonElement parent, string name, out JsonElement value)
+        /// <summary>Which of the <paramref name="known"/> names this property has (its position), or -1 for one not
+        /// read. FHIR names are case-sensitive, but Firely reads "Status" as "status" (backwards compatibility), and so
+        /// does this reader: skipping it would lose what Firely would have read. The same element twice under names that
+        /// differ in case is refused, with the element's name (a duplicate spelled the same is refused by
+        /// <see cref="JsonNames"/>); the value is skipped then, and -1 returned.</summary>
+        private int Slot(ReadOnlySpan<byte> name, byte[][] known, ref int seen, At at)
         {
-            var found = false;
-            value = default;
-            foreach (var property in parent.EnumerateObject())
+            var slot = -1;
+            for (var i = 0; i < known.Length; i++)
             {
-                var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(property);
-                if (raw.Length == name.Length)
+                if (known[i].Length != name.Length) continue;
+                if (name.SequenceEqual(known[i]))
                 {
-                    if (System.Text.Ascii.Equals(raw, name))
-                    {
-                        value = property.Value;
-                        return true;
-                    }
+                    slot = i;
+                    break;
+                }
 
-                    if (!found && System.Text.Ascii.EqualsIgnoreCase(raw, name))
-                    {
-                        value = property.Value;
-                        found = true;
-                    }
-                }
-                else if (raw.Length > name.Length && raw.Contains((byte)'\\') && property.NameEquals(name))
-                {
-                    // An escaped name ("st\u0061tus") is longer than the name it spells.
-                    value = property.Value;
-                    return true;
-                }
+                if (slot < 0 && System.Text.Ascii.EqualsIgnoreCase(name, known[i])) slot = i;
             }
 
-            return found;
+            if (slot < 0) return -1;
+            if ((seen & (1 << slot)) == 0)
+            {
+                seen |= 1 << slot;
+                return slot;
+            }
+
+            _issues.Add(new RequestIssue($"{at}.{System.Text.Encoding.UTF8.GetString(known[slot])}", "invalid-fhir", FhirJson.Describe(FhirJsonException.DUPLICATE_PROPERTY_CODE)));
+            Skip();
+            return -1;
         }
 
         /// <summary>A choice element (<c>medication[x]</c>, <c>dose[x]</c>) holds one type, named in its suffix: two
-        /// types, or none, are refused, as Firely refuses them, rather than one read and the other ignored.</summary>
-        private bool OneOf(JsonElement parent, At at, string choice, params ReadOnlySpan<string> names)
+        /// types are refused, as Firely refuses them, rather than one read and the other ignored. True for the choice's
+        /// first type (<paramref name="types"/> counts them); for another, the problem is added once, at
+        /// <paramref name="first"/> (the choice's first type's name), the value skipped, and false returned.</summary>
+        private bool One(ref int types, At at, string first)
         {
-            // "medication": {...} without its type: Firely refuses it, and skipping it would hide the drug.
-            if (Property(parent, choice, out _))
-            {
-                issues.Add(new RequestIssue($"{at}.{choice}", "invalid-fhir", FhirJson.Describe(FhirJsonException.CHOICE_ELEMENT_MUST_HAVE_SUFFIX_CODE)));
-                return false;
-            }
-
-            var present = 0;
-            foreach (var name in names) if (Property(parent, name, out _)) present++;
-            if (present <= 1) return true;
-            issues.Add(new RequestIssue($"{at}.{names[0]}", "invalid-fhir", FhirJson.Describe(FhirJsonException.DUPLICATE_PROPERTY_CODE)));
+            if (++types == 1) return true;
+            if (types == 2) _issues.Add(new RequestIssue($"{at}.{first}", "invalid-fhir", FhirJson.Describe(FhirJsonException.DUPLICATE_PROPERTY_CODE)));
+            Skip();
             return false;
         }
 
-        /// <summary>The items of an array element with their locations; an absent element has none. Items that are not
-        /// objects are refused here, before any item is read (as when the items were collected into a list first);
-        /// the objects are then handed out one by one, with no list and a location made only for each of them.</summary>
-        private Items Items(JsonElement parent, string name, At at)
+        /// <summary>"medication": {...} without its type: Firely refuses it, and skipping it would hide the drug.</summary>
+        private void NoSuffix(At at, string choice)
         {
-            if (!Property(parent, name, out var array)) return default;
-            if (array.ValueKind != JsonValueKind.Array)
+            _issues.Add(new RequestIssue($"{at}.{choice}", "invalid-fhir", FhirJson.Describe(FhirJsonException.CHOICE_ELEMENT_MUST_HAVE_SUFFIX_CODE)));
+            Skip();
+        }
+
+        /// <summary>The next object item of the array element the reader is on, opened, with its location; false at the
+        /// array's end. The first call (<paramref name="index"/> 0) checks that the value is an array; items that are not
+        /// objects are refused and skipped.</summary>
+        private bool Item(At at, string name, ref int index, out At itemAt)
+        {
+            itemAt = null!;
+            if (index == 0)
             {
-                Problem($"{at}.{name}", array.ValueKind == JsonValueKind.Null
-                    ? FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE
-                    : Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
-                return default;
+                if (_reader.TokenType != JsonTokenType.StartArray)
+                {
+                    Problem($"{at}.{name}", _reader.TokenType == JsonTokenType.Null
+                        ? FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE
+                        : Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE);
+                    Skip();
+                    return false;
+                }
             }
 
-            var i = 0;
-            foreach (var item in array.EnumerateArray())
+            while (_reader.Read() && _reader.TokenType != JsonTokenType.EndArray)
             {
-                if (item.ValueKind != JsonValueKind.Object)
+                var i = index++;
+                if (_reader.TokenType == JsonTokenType.StartObject)
                 {
-                    Problem(at.Item(name, i).ToString(), item.ValueKind switch
-                    {
-                        JsonValueKind.Array => FhirJsonException.NESTED_ARRAY_CODE,
-                        JsonValueKind.Null => FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE,
-                        _ => FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE,
-                    });
+                    Open();
+                    itemAt = at.Item(name, i);
+                    return true;
                 }
 
-                i++;
+                Problem(at.Item(name, i).ToString(), _reader.TokenType switch
+                {
+                    JsonTokenType.StartArray => FhirJsonException.NESTED_ARRAY_CODE,
+                    JsonTokenType.Null => FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE,
+                    _ => FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE,
+                });
+                Skip();
             }
 
-            return new Items(array, name, at);
-        }
-
-        /// <summary>A complex element: true when present and a JSON object.</summary>
-        private bool Object(JsonElement parent, string name, At at, out JsonElement value)
-        {
-            if (!Property(parent, name, out value)) return false;
-            if (value.ValueKind == JsonValueKind.Object) return true;
-            Problem($"{at}.{name}", value.ValueKind == JsonValueKind.Array
-                ? Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE
-                : FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE);
             return false;
         }
 
-        private string? Primitive(JsonElement parent, string name, At at, Literal literal) =>
-            Property(parent, name, out var value) ? Text(value, at, name, literal) : null;
+        /// <summary>A complex element: true, with the object opened, when the value is a JSON object; otherwise the
+        /// problem is added and the value skipped.</summary>
+        private bool Object(At at, string name)
+        {
+            if (_reader.TokenType == JsonTokenType.StartObject)
+            {
+                Open();
+                return true;
+            }
+
+            Problem($"{at}.{name}", _reader.TokenType == JsonTokenType.StartArray
+                ? Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE
+                : FhirJsonException.UNEXPECTED_PRIMITIVE_VALUE_FOR_NON_PRIMITIVE_CODE);
+            Skip();
+            return false;
+        }
 
         // Locations are built only for a problem: most requests have none, and a hook call reads hundreds of values.
-        private string? Text(JsonElement value, At at, string name, Literal literal)
+        private string? Text(At at, string name, Literal literal)
         {
-            if (!IsPrimitive(value, at, name, JsonValueKind.String)) return null;
-            if (literal != Literal.String && Remembered(value, literal) is var (known, valid))
+            if (!IsPrimitive(at, name, JsonTokenType.String)) return null;
+            if (literal != Literal.String && Remembered(literal) is var (known, valid))
             {
                 if (valid) return known;
                 Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
                 return null;
             }
 
-            string text;
-            try
+            if (String(out _) is not { } text)
             {
-                text = value.GetString()!;
-            }
-            catch (InvalidOperationException)
-            {
-                issues.Add(new RequestIssue($"{at}.{name}", "invalid-fhir", "Value is not valid Unicode text."));
+                _issues.Add(new RequestIssue($"{at}.{name}", "invalid-fhir", "Value is not valid Unicode text."));
                 return null;
             }
 
@@ -513,12 +934,12 @@ public static class PrefetchReader
         /// <summary>A code, URI, id or date already checked: the string kept then and whether it was valid, found from the
         /// value's UTF-8 without making a new string (the same codes and systems come in every request, and were a fifth
         /// of its strings). Null for a value not remembered, escaped, or not valid UTF-8: the caller reads it as usual.</summary>
-        private static (string Text, bool Valid)? Remembered(JsonElement value, Literal literal)
+        private readonly (string Text, bool Valid)? Remembered(Literal literal)
         {
-            var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value); // with its quotes
-            if (raw.Length is < 3 or > MaxRememberedLength + 2 || raw.Contains((byte)'\\')) return null;
-            Span<char> chars = stackalloc char[raw.Length - 2]; // UTF-8 never takes fewer bytes than UTF-16 takes chars
-            if (System.Text.Unicode.Utf8.ToUtf16(raw[1..^1], chars, out _, out var length, replaceInvalidSequences: false)
+            var raw = _reader.ValueSpan;
+            if (_reader.ValueIsEscaped || raw.Length is 0 or > MaxRememberedLength) return null;
+            Span<char> chars = stackalloc char[raw.Length]; // UTF-8 never takes fewer bytes than UTF-16 takes chars
+            if (System.Text.Unicode.Utf8.ToUtf16(raw, chars, out _, out var length, replaceInvalidSequences: false)
                 != System.Buffers.OperationStatus.Done)
             {
                 return null;
@@ -550,47 +971,48 @@ public static class PrefetchReader
             return valid;
         }
 
-        private decimal? Decimal(JsonElement parent, string name, At at)
+        private decimal? Decimal(At at, string name)
         {
-            if (!Property(parent, name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
-            if (value.TryGetDecimal(out var number)) return number;
+            if (!IsPrimitive(at, name, JsonTokenType.Number)) return null;
+            if (_reader.TryGetDecimal(out var number)) return number;
             Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
             return null;
         }
 
         // positiveInt, the only integer type read (frequency, frequencyMax).
-        private int? PositiveInt(JsonElement parent, string name, At at)
+        private int? PositiveInt(At at, string name)
         {
-            if (!Property(parent, name, out var value) || !IsPrimitive(value, at, name, JsonValueKind.Number)) return null;
-            if (value.TryGetInt32(out var number) && number > 0) return number;
+            if (!IsPrimitive(at, name, JsonTokenType.Number)) return null;
+            if (_reader.TryGetInt32(out var number) && number > 0) return number;
             Problem(at, name, Hl7.Fhir.Validation.CodedValidationException.LITERAL_INVALID_CODE);
             return null;
         }
 
-        private bool? Boolean(JsonElement parent, string name, At at)
+        private bool? Boolean(At at, string name)
         {
-            if (!Property(parent, name, out var value)) return null;
-            if (value.ValueKind is JsonValueKind.True or JsonValueKind.False) return value.GetBoolean();
-            IsPrimitive(value, at, name, JsonValueKind.True);
+            if (_reader.TokenType is JsonTokenType.True or JsonTokenType.False) return _reader.GetBoolean();
+            IsPrimitive(at, name, JsonTokenType.True);
             return null;
         }
 
-        /// <summary>True when the value is of the expected JSON kind; otherwise the problem is added.</summary>
-        private bool IsPrimitive(JsonElement value, At at, string name, JsonValueKind expected)
+        /// <summary>True when the value is of the expected JSON kind; otherwise the problem is added and the value
+        /// skipped.</summary>
+        private bool IsPrimitive(At at, string name, JsonTokenType expected)
         {
-            if (value.ValueKind == expected) return true;
-            Problem(at, name, value.ValueKind switch
+            if (_reader.TokenType == expected) return true;
+            Problem(at, name, _reader.TokenType switch
             {
-                JsonValueKind.Null => FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE,
-                JsonValueKind.Object => FhirJsonException.UNEXPECTED_OBJECT_VALUE_FOR_PRIMITIVE_CODE,
-                JsonValueKind.Array => Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE,
+                JsonTokenType.Null => FhirJsonException.EXPECTED_PRIMITIVE_NOT_NULL_CODE,
+                JsonTokenType.StartObject => FhirJsonException.UNEXPECTED_OBJECT_VALUE_FOR_PRIMITIVE_CODE,
+                JsonTokenType.StartArray => Hl7.Fhir.Validation.CodedValidationException.PROPERTY_TYPE_MISMATCH_CODE,
                 _ => Hl7.Fhir.Validation.CodedValidationException.INCORRECT_LITERAL_VALUE_TYPE_CODE,
             });
+            Skip();
             return false;
         }
 
-        private void Problem(string location, string code) => issues.Add(new RequestIssue(location, "invalid-fhir", FhirJson.Describe(code)));
+        private readonly void Problem(string location, string code) => _issues.Add(new RequestIssue(location, "invalid-fhir", FhirJson.Describe(code)));
 
-        private void Problem(At at, string name, string code) => Problem($"{at}.{name}", code);
+        private readonly void Problem(At at, string name, string code) => Problem($"{at}.{name}", code);
     }
 }

@@ -274,11 +274,20 @@ public class PrefetchReaderTests
 
     private static string? ReadStatus(string json)
     {
-        using var document = JsonDocument.Parse(json);
         var issues = new List<RequestIssue>();
-        var request = (Hl7.Fhir.Model.MedicationRequest)PrefetchReader.ReadResource(document.RootElement, "x", issues)!;
+        var request = (Hl7.Fhir.Model.MedicationRequest)PrefetchReader.ReadResource(System.Text.Encoding.UTF8.GetBytes(json), "x", issues)!;
         Assert.Empty(issues);
         return request.StatusElement.JsonValue as string;
+    }
+
+    [Fact]
+    public void MembersInAnyOrderGiveTheSameContext()
+    {
+        // Every object reversed: "resourceType" last in each resource, "_when" before "when", the context after prefetch.
+        var reversed = Hooks.HookRequestReaderTests.Reversed(Rich());
+
+        Assert.Equal(ContextFrom(reversed, whole: true), ContextFrom(reversed, whole: false));
+        Assert.Equal(RichContext.Value, ContextFrom(reversed, whole: false));
     }
 
     [Fact]

@@ -49,8 +49,8 @@ public class ResourceTypeTests
 
     private static (Resource? Resource, List<RequestIssue> Issues) Read(string name)
     {
-        using var document = JsonDocument.Parse(JsonSerializer.Serialize(new Dictionary<string, string> { ["resourceType"] = name }));
+        var json = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["resourceType"] = name });
         var issues = new List<RequestIssue>();
-        return (PrefetchReader.ReadResource(document.RootElement, "prefetch.x", issues), issues);
+        return (PrefetchReader.ReadResource(json, "prefetch.x", issues), issues);
     }
 }

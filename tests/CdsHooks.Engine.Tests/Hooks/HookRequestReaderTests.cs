@@ -167,4 +167,113 @@ public class HookRequestReaderTests
 
         Assert.Equal("mirtazapine-draft", Assert.Single(request.NewOrders).Id);
     }
+
+    // ---- One pass over the text: members in any order, duplicates anywhere.
+
+    private static HookRequest ReadText(string json, HookService? service = null) =>
+        HookRequestReader.Read(System.Text.Encoding.UTF8.GetBytes(json), service ?? OrderSign);
+
+    /// <summary>The same JSON with every object's members in reverse order: "resourceType" last, the context after
+    /// prefetch, the selections before the orders they name.</summary>
+    internal static JsonNode Reversed(JsonNode node) => node switch
+    {
+        JsonObject o => new JsonObject(o.Reverse().Select(p => KeyValuePair.Create(p.Key, p.Value is null ? null : Reversed(p.Value)))),
+        JsonArray a => new JsonArray([.. a.Select(i => i is null ? null : Reversed(i))]),
+        _ => node.DeepClone(),
+    };
+
+    [Fact]
+    public void MembersMayComeInAnyOrder()
+    {
+        var node = Repository.SampleNode("order-select-mirtazapine-and-clonazepam-both-new.json");
+        var reversed = Reversed(node).ToJsonString();
+        Assert.StartsWith("{\"prefetch\"", reversed, StringComparison.Ordinal);
+
+        var request = ReadText(reversed, OrderSelect);
+
+        Assert.Equal("mirtazapine-draft", Assert.Single(request.NewOrders).Id);
+        Assert.Equal("clonazepam-draft", Assert.Single(request.OtherDraftOrders).Id);
+        Assert.Equal("1950", ((Patient)request.PrefetchFor(PrefetchKeys.Patient).Resource!).BirthDate);
+    }
+
+    [Fact]
+    public void APrefetchedPatientBeforeTheContextIsStillCheckedAgainstIt()
+    {
+        var node = Reversed(IndexRequest());
+        node["prefetch"]!["patient"]!["id"] = "someone-else";
+
+        var error = Assert.Throws<InvalidHookRequestException>(() => ReadText(node.ToJsonString()));
+
+        Assert.Equal("prefetch.patient.id", Assert.Single(error.Issues).Location);
+    }
+
+    [Fact]
+    public void ProblemsAreListedMemberByMemberWhateverTheOrderOfTheText()
+    {
+        var node = Reversed(IndexRequest());
+        node["prefetch"]!["patient"]!["birthDate"] = "yesterday";
+        node["hook"] = "patient-view";
+
+        var error = Assert.Throws<InvalidHookRequestException>(() => ReadText(node.ToJsonString()));
+
+        Assert.Equal(["hook", "prefetch.patient.birthDate"], error.Issues.Select(i => i.Location));
+    }
+
+    [Theory]
+    // In an element no rule reads (the patient's name), where only the JSON sees it.
+    [InlineData("\"birthDate\"", "\"name\": [{\"family\": \"A\", \"family\": \"B\"}], \"birthDate\"")]
+    // The same name, escaped once.
+    [InlineData("\"status\": \"draft\"", "\"status\": \"draft\", \"st\\u0061tus\": \"cancelled\"")]
+    // In the envelope.
+    [InlineData("\"hook\": \"order-sign\"", "\"hook\": \"order-sign\", \"hook\": \"order-sign\"")]
+    public void ADuplicatePropertyAnywhereIsMalformed(string find, string replacement)
+    {
+        var json = Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+        var changed = ReplaceFirst(json, find, replacement);
+        Assert.NotEqual(json, changed);
+
+        Assert.ThrowsAny<JsonException>(() => ReadText(changed));
+        // A document refuses it too: the pass is held to what the service refused before it.
+        Assert.ThrowsAny<JsonException>(() => JsonDocument.Parse(changed, new JsonDocumentOptions { AllowDuplicateProperties = false }).Dispose());
+    }
+
+    [Fact]
+    public void AnElementTwiceUnderNamesThatDifferInCaseIsRefused()
+    {
+        var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"status\": \"draft\"", "\"status\": \"draft\", \"Status\": \"cancelled\"");
+
+        var error = Assert.Throws<InvalidHookRequestException>(() => ReadText(json));
+
+        Assert.Equal("context.draftOrders.entry[0].resource.status", Assert.Single(error.Issues).Location);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AnObjectOfManyPropertiesIsCheckedForDuplicatesToo(bool duplicate)
+    {
+        // Past the number of names compared one by one, names are kept in a set.
+        var names = string.Join(", ", Enumerable.Range(0, 2000).Select(i => $"\"p{i}\": {i}"));
+        var extra = $"\"vendorData\": {{{names}{(duplicate ? ", \"p1999\": 0" : "")}}}, \"birthDate\"";
+        var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"birthDate\"", extra);
+
+        if (duplicate) Assert.ThrowsAny<JsonException>(() => ReadText(json));
+        else Assert.Equal("elderly-1", ReadText(json).PatientId);
+    }
+
+    [Fact]
+    public void AByteOrderMarkIsAllowedAndTrailingTextIsNot()
+    {
+        var json = Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json");
+
+        Assert.Equal("elderly-1", HookRequestReader.Read([0xEF, 0xBB, 0xBF, .. System.Text.Encoding.UTF8.GetBytes(json)], OrderSign).PatientId);
+        Assert.ThrowsAny<JsonException>(() => ReadText(json + " {}"));
+        Assert.ThrowsAny<JsonException>(() => ReadText(json[..^10]));
+    }
+
+    private static string ReplaceFirst(string text, string find, string replacement)
+    {
+        var at = text.IndexOf(find, StringComparison.Ordinal);
+        return at < 0 ? text : string.Concat(text.AsSpan(0, at), replacement, text.AsSpan(at + find.Length));
+    }
 }
