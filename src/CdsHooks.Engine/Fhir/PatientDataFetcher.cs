@@ -203,14 +203,10 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         {
             var bytes = await cache.GetAsync(key, budget.Token).WaitAsync(budget.Token);
             if (bytes is null) return null;
-            using var document = JsonDocument.Parse(bytes, JsonOptions);
-            var root = document.RootElement;
-            var pages = new List<Resource>();
-            foreach (var item in root.ValueKind == JsonValueKind.Array ? [.. root.EnumerateArray()] : new[] { root })
-            {
-                pages.Add(Read(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(item), "cache") ?? throw new FhirFetchException("unreadable cache entry"));
-            }
-
+            // One resource, or the pages of a paged answer: read like prefetch, and a problem makes the entry a miss.
+            var issues = new List<RequestIssue>();
+            var pages = PrefetchReader.ReadResources(bytes, "cache", issues);
+            if (issues.Count > 0) throw new FhirFetchException("unreadable cache entry");
             return pages.Count == 0 ? null : Merge(pages) as T;
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -254,11 +250,8 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         }
     }
 
-    // As a hook request's body is read: no duplicate properties, no deep nesting.
-    private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
-
-    // Read like prefetch (PrefetchReader): the elements the engine uses, held to the same policy; a problem in them
-    // makes the answer unusable, a problem elsewhere cannot change a card.
+    // Read like prefetch (PrefetchReader): the elements the engine uses, held to the same policy (no duplicate properties,
+    // no deep nesting); a problem in them makes the answer unusable, a problem elsewhere cannot change a card.
     private static Resource? Read(ReadOnlySpan<byte> json, string location)
     {
         var issues = new List<RequestIssue>();
@@ -279,8 +272,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     }
 
     // The answer's bytes, at most Fhir:MaxAnswerBytes of them (an answer is held whole, and cached), without a UTF-8
-    // byte order mark: JSON text may start with one, which a JsonDocument over bytes refuses and a cached array of
-    // pages must not hold.
+    // byte order mark: JSON text may start with one, which a cached array of pages must not hold.
     private async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
     {
         if (content.Headers.ContentLength > options.MaxAnswerBytes) throw new FhirFetchException("the answer is larger than Fhir:MaxAnswerBytes");

@@ -41,6 +41,30 @@ public static class PrefetchReader
         return resource;
     }
 
+    /// <summary>Reads the resources of a JSON array of them, or the one resource a JSON object is (the FHIR fallback's
+    /// cache holds an answer, or the pages of a paged one), each as <see cref="ReadResource"/> reads one. A resource
+    /// refused is left out, with its problems added.</summary>
+    public static List<Resource> ReadResources(ReadOnlySpan<byte> utf8, string location, ICollection<RequestIssue> issues)
+    {
+        var pass = new Pass(WithoutByteOrderMark(utf8), issues);
+        pass.Start();
+        var resources = new List<Resource>();
+        if (pass.Token != JsonTokenType.StartArray)
+        {
+            if (pass.Resource(At.Root(location), keepSource: false) is { } resource) resources.Add(resource);
+        }
+        else
+        {
+            for (var i = 0; pass.NextItem(); i++)
+            {
+                if (pass.Resource(At.Root($"{location}[{i}]"), keepSource: false) is { } item) resources.Add(item);
+            }
+        }
+
+        pass.End();
+        return resources;
+    }
+
     /// <summary>JSON text may start with a UTF-8 byte order mark, which <see cref="Utf8JsonReader"/> refuses.</summary>
     internal static ReadOnlySpan<byte> WithoutByteOrderMark(ReadOnlySpan<byte> utf8) => utf8.StartsWith("\uFEFF"u8) ? utf8[3..] : utf8;
 
