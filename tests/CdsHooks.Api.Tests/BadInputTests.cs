@@ -35,6 +35,8 @@ public sealed class BadInputTests(CdsHooksApplication app) : IClassFixture<CdsHo
     [InlineData("not json at all " + Canary)]
     [InlineData("")]
     [InlineData("{\"hook\": \"order-sign\"} trailing")]
+    // A property name that spells no Unicode text (a lone surrogate escaped), in an element no rule reads.
+    [InlineData("{\"hook\": \"order-sign\", \"extension\": {\"\\ud800\": 1}}")]
     public async Task MalformedJsonIs400(string body)
     {
         var problem = await Problem(await _client.PostJson(OrderSign, body), HttpStatusCode.BadRequest);

@@ -56,7 +56,7 @@ public static class CdsHooksApi
         }
         finally
         {
-            System.Buffers.ArrayPool<byte>.Shared.Return(body);
+            Release(body, length);
         }
 
         diagnostics.Set("Hook", service.Hook);
@@ -86,7 +86,7 @@ public static class CdsHooksApi
                 if (length < buffer.Length) continue;
                 var larger = pool.Rent(buffer.Length * 2);
                 buffer.AsSpan(0, length).CopyTo(larger);
-                pool.Return(buffer);
+                Release(buffer, length);
                 buffer = larger;
             }
 
@@ -94,8 +94,15 @@ public static class CdsHooksApi
         }
         catch
         {
-            pool.Return(buffer);
+            Release(buffer, length);
             throw;
         }
+    }
+
+    // The body holds patient data and the EHR's access token: cleared before the buffer goes back to the pool.
+    private static void Release(byte[] buffer, int length)
+    {
+        buffer.AsSpan(0, length).Clear();
+        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
     }
 }

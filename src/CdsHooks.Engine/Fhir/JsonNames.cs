@@ -28,7 +28,8 @@ internal sealed class JsonNames
     /// that is in use: by a pass that has not ended (one inside another), or left by one that threw.</summary>
     public static JsonNames ForThread()
     {
-        if (_cached is not { _depth: 0 } names) _cached = names = new JsonNames();
+        // Nor is one kept that grew for a body of very many names: its arrays would stay with the thread.
+        if (_cached is not { _depth: 0, _names.Length: <= 4096, _unescaped.Length: <= 65536 } names) _cached = names = new JsonNames();
         names._count = 0;
         names._unescapedLength = 0;
         return names;
@@ -41,10 +42,14 @@ internal sealed class JsonNames
         _objects[_depth++] = (_count, null);
     }
 
+    /// <summary>How many objects are open.</summary>
+    public int Depth => _depth;
+
     /// <summary>The innermost open object ends.</summary>
     public void Close()
     {
         var (first, _) = _objects[--_depth];
+        _objects[_depth] = default; // its set of names, if it had one, is not kept
         _count = first;
         if (_depth == 0) _unescapedLength = 0;
     }
@@ -65,7 +70,16 @@ internal sealed class JsonNames
         {
             // Unescaped, a name is never longer than it is escaped.
             if (_unescaped.Length - _unescapedLength < reader.ValueSpan.Length) Array.Resize(ref _unescaped, Math.Max(_unescaped.Length * 2, _unescapedLength + reader.ValueSpan.Length));
-            var length = reader.CopyString(_unescaped.AsSpan(_unescapedLength));
+            int length;
+            try
+            {
+                length = reader.CopyString(_unescaped.AsSpan(_unescapedLength));
+            }
+            catch (InvalidOperationException)
+            {
+                // A lone surrogate escaped ("\ud800"): the name spells no Unicode text, so the JSON is malformed.
+                throw new JsonException("A property name is not valid Unicode text.");
+            }
             entry = (_unescapedLength, length, true);
             name = _unescaped.AsSpan(_unescapedLength, length);
             _unescapedLength += length;

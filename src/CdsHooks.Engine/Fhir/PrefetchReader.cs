@@ -195,10 +195,12 @@ public static class PrefetchReader
             if (!_reader.Read()) throw new JsonException("The JSON text is empty.");
         }
 
-        /// <summary>After the text's one value: anything more is malformed.</summary>
+        /// <summary>After the text's one value: anything more is malformed. Every object opened must have been closed:
+        /// an object left open would have its names checked for duplicates against another's.</summary>
         public void End()
         {
             if (_reader.Read()) throw new JsonException("The JSON text has more than one value.");
+            if (_names.Depth != 0) throw new InvalidOperationException($"The reader left {_names.Depth} JSON object(s) open.");
         }
 
         // ---- The JSON: objects, names, skipping.
@@ -581,16 +583,11 @@ public static class PrefetchReader
         // Contained Medications are read (a "#med1" reference resolves to one); other contained resources by type only.
         private void Contained(At at, List<Resource> contained)
         {
+            // Item opens each object: a resource refused is read to its end unread.
             for (var i = 0; Item(at, "contained", ref i, out var resourceAt);)
             {
-                if (ResourceType(resourceAt) is not { } type)
-                {
-                    Skip();
-                    continue;
-                }
-
-                Open();
-                contained.Add(type == typeof(Medication) ? Medication(resourceAt) : IdOnly(resourceAt, type));
+                if (ResourceType(resourceAt) is { } type) contained.Add(type == typeof(Medication) ? Medication(resourceAt) : IdOnly(resourceAt, type));
+                else while (Next(out _)) Skip();
             }
         }
 

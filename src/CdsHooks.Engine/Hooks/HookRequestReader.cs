@@ -161,7 +161,11 @@ public static class HookRequestReader
                 return ([], orders);
             }
 
+            // By reference, once: a request of many orders and many selections costs linear time.
+            var byReference = new Dictionary<string, Resource>(StringComparer.Ordinal);
+            foreach (var order in orders) byReference.TryAdd($"{order.TypeName}/{order.Id}", order);
             var selected = new List<Resource>();
+            var chosen = new HashSet<Resource>(ReferenceEqualityComparer.Instance);
             foreach (var (location, problem, reference) in Selections ?? [])
             {
                 if (problem is not null)
@@ -170,17 +174,16 @@ public static class HookRequestReader
                     continue;
                 }
 
-                var match = orders.FirstOrDefault(o => $"{o.TypeName}/{o.Id}" == reference);
-                if (match is null)
+                if (!byReference.TryGetValue(reference!, out var match))
                 {
                     issues.Add(new RequestIssue(location, "not-found", "The selection does not name a resource in context.draftOrders."));
                     continue;
                 }
 
-                if (!selected.Contains(match)) selected.Add(match); // a selection named twice is still one order
+                if (chosen.Add(match)) selected.Add(match); // a selection named twice is still one order
             }
 
-            return (selected, [.. orders.Except(selected)]);
+            return (selected, [.. orders.Where(o => !chosen.Contains(o))]);
         }
     }
 

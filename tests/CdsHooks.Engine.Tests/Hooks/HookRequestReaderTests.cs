@@ -237,6 +237,67 @@ public class HookRequestReaderTests
         Assert.ThrowsAny<JsonException>(() => JsonDocument.Parse(changed, new JsonDocumentOptions { AllowDuplicateProperties = false }).Dispose());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ContainedResourcesLeaveTheNamesAfterThemChecked(bool duplicate)
+    {
+        // Contained resources are opened as array items: each must be closed once, or the names after them would be
+        // checked against another object's (a second hookInstance accepted, a Bundle's id refused).
+        var node = IndexRequest();
+        var order = node["context"]!["draftOrders"]!["entry"]![0]!["resource"]!.AsObject();
+        order["contained"] = JsonNode.Parse("""[{"resourceType": "Medication", "id": "m1"}, {"resourceType": "Organization", "id": "o1"}]""");
+        if (!duplicate) node["context"]!["draftOrders"]!["id"] = "b1"; // after its entries
+        var json = node.ToJsonString();
+        if (duplicate) json = json[..^1] + ",\"hookInstance\":\"another\"}";
+
+        if (duplicate) Assert.ThrowsAny<JsonException>(() => ReadText(json));
+        else Assert.Equal(2, Assert.IsType<MedicationRequest>(Assert.Single(ReadText(json).NewOrders)).Contained.Count);
+    }
+
+    [Fact]
+    public void AContainedResourceWithoutATypeIsRefusedAndTheRestRead()
+    {
+        var node = IndexRequest();
+        var order = node["context"]!["draftOrders"]!["entry"]![0]!["resource"]!.AsObject();
+        order["contained"] = JsonNode.Parse("""[{"id": "m1", "code": {"text": "x"}}, {"resourceType": "Medication", "id": "m2"}]""");
+        order["Status"] = "active"; // after the contained resources: still seen beside "status"
+
+        var error = Invalid(node);
+
+        Assert.Equal(["context.draftOrders.entry[0].resource.contained[0]", "context.draftOrders.entry[0].resource.status"], error.Issues.Select(i => i.Location));
+    }
+
+    [Fact]
+    public void ManySelectionsOfManyOrdersAreMatched()
+    {
+        var node = Repository.SampleNode("order-select-mirtazapine-and-clonazepam-both-new.json");
+        var entries = node["context"]!["draftOrders"]!["entry"]!.AsArray();
+        var template = entries[0]!.DeepClone();
+        for (var i = 0; i < 2000; i++)
+        {
+            var copy = template.DeepClone();
+            copy["resource"]!["id"] = $"copy-{i}";
+            entries.Add(copy);
+        }
+
+        node["context"]!["selections"] = new JsonArray([.. Enumerable.Range(0, 2000).Select(i => JsonValue.Create($"MedicationRequest/copy-{i}")), JsonValue.Create("MedicationRequest/copy-7")]);
+
+        var request = ReadText(node.ToJsonString(), OrderSelect);
+
+        Assert.Equal(2000, request.NewOrders.Count);
+        Assert.Equal(2, request.OtherDraftOrders.Count);
+    }
+
+    [Fact]
+    public void APropertyNameThatSpellsNoUnicodeTextIsMalformed()
+    {
+        // A lone surrogate escaped, in an element no rule reads: a document threw InvalidOperationException (a 500).
+        var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"birthDate\"", "\"extension\": {\"\\ud800\": 1}, \"birthDate\"");
+
+        Assert.ThrowsAny<JsonException>(() => ReadText(json));
+    }
+
     [Fact]
     public void AnElementTwiceUnderNamesThatDifferInCaseIsRefused()
     {
