@@ -45,8 +45,13 @@ public sealed class BadInputTests(CdsHooksApplication app) : IClassFixture<CdsHo
     }
 
     [Fact]
-    public async Task DuplicateKeysAre400() =>
-        await Problem(await _client.PostJson(OrderSign, """{"hook":"order-sign","hook":"order-sign"}"""), HttpStatusCode.BadRequest);
+    public async Task DuplicateKeysAre400WithTheLineAndByte()
+    {
+        var problem = await Problem(await _client.PostJson(OrderSign, "{\"hook\":\"order-sign\",\n  \"hook\":\"order-sign\"}"), HttpStatusCode.BadRequest);
+
+        Assert.Equal("Malformed JSON", (string)problem["title"]!);
+        Assert.Equal(["line 2, byte 2"], Locations(problem));
+    }
 
     [Fact]
     public async Task DuplicateKeysInAnElementNoRuleReadsAre400()

@@ -89,13 +89,13 @@ internal sealed class JsonNames
         var count = _count - current.First;
         if (current.Set is not null)
         {
-            if (!current.Set.Add(System.Text.Encoding.Latin1.GetString(name))) throw Duplicate();
+            if (!current.Set.Add(System.Text.Encoding.Latin1.GetString(name))) throw Duplicate(json, reader.TokenStartIndex);
         }
         else
         {
             for (var i = current.First; i < _count; i++)
             {
-                if (Name(_names[i], json).SequenceEqual(name)) throw Duplicate();
+                if (Name(_names[i], json).SequenceEqual(name)) throw Duplicate(json, reader.TokenStartIndex);
             }
 
             if (count >= LinearLimit)
@@ -114,5 +114,12 @@ internal sealed class JsonNames
     private ReadOnlySpan<byte> Name((int Start, int Length, bool Unescaped) entry, ReadOnlySpan<byte> json) =>
         entry.Unescaped ? _unescaped.AsSpan(entry.Start, entry.Length) : json.Slice(entry.Start, entry.Length);
 
-    private static JsonException Duplicate() => new("The same property appears twice in one JSON object.");
+    // Where the second name is, as the reader's own exceptions say it (zero-based line, byte in the line), so that the
+    // client is told the line and byte as for any other malformed JSON.
+    private static JsonException Duplicate(ReadOnlySpan<byte> json, long at)
+    {
+        var before = json[..(int)at];
+        var lineStart = before.LastIndexOf((byte)'\n') + 1;
+        return new JsonException("The same property appears twice in one JSON object.", null, before.Count((byte)'\n'), before.Length - lineStart);
+    }
 }
