@@ -395,8 +395,10 @@ public static class PrefetchReader
                             var entry = new Bundle.EntryComponent();
                             for (var entrySeen = 0; Next(out var entryName);)
                             {
-                                if (Slot(entryName, EntryNames, ref entrySeen, entryAt) == 0) entry.Resource = Resource(entryAt.Then("resource"), keepSource);
-                                else Skip();
+                                // A value that is not an object is refused as an element of the wrong shape, as by Firely.
+                                if (Slot(entryName, EntryNames, ref entrySeen, entryAt) != 0) Skip();
+                                else if (_reader.TokenType == JsonTokenType.StartObject) entry.Resource = Resource(entryAt.Then("resource"), keepSource);
+                                else Object(entryAt, "resource");
                             }
 
                             bundle.Entry.Add(entry);

@@ -298,6 +298,21 @@ public class HookRequestReaderTests
         Assert.ThrowsAny<JsonException>(() => ReadText(json));
     }
 
+    [Theory]
+    [InlineData("\"MedicationRequest\"")]
+    [InlineData("[]")]
+    [InlineData("null")]
+    public void ABundleEntryThatIsNotAnObjectIsAnElementOfTheWrongShape(string value)
+    {
+        var node = IndexRequest();
+        node["prefetch"]!["medications"]!["entry"]![0]!["resource"] = JsonNode.Parse(value);
+
+        var issue = Assert.Single(Invalid(node).Issues);
+
+        // As Firely's whole parse says it (the reference the reader is held to), not "not a resource".
+        Assert.Equal(("prefetch.medications.entry[0].resource", "invalid-fhir"), (issue.Location, issue.Code));
+    }
+
     [Fact]
     public void AnElementTwiceUnderNamesThatDifferInCaseIsRefused()
     {
