@@ -65,6 +65,9 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
     // info card, but only when a rule that the new orders trigger would have used it: silence must mean "checked".
     private Card? NotChecked(PatientContext patient, PatientData data)
     {
+        var unknown = patient.Medications.Count(m => m.IsNew && m.UnresolvedReference is not null);
+        if (data.Problems.Count == 0 && unknown == 0) return null; // everything was had: nothing to say
+
         var rules = patient.Medications.Where(m => m.IsNew)
             .SelectMany(m => _evaluator.Resolve(m).Ingredients)
             .SelectMany(i => Knowledge.RulesFor(i.Code))
@@ -84,7 +87,6 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
             if (relevant) gaps.Add(key.StartsWith("Medication/", StringComparison.Ordinal) ? $"a referenced medication ({reason})" : $"{key} ({reason})");
         }
 
-        var unknown = patient.Medications.Count(m => m.IsNew && m.UnresolvedReference is not null);
         if (unknown > 0) gaps.Add($"{unknown} ordered medication(s) that could not be identified");
         if (gaps.Count == 0) return null;
 

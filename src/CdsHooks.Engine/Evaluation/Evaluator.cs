@@ -4,17 +4,21 @@ using CdsHooks.Engine.Patients;
 
 namespace CdsHooks.Engine.Evaluation;
 
-/// <summary>A medication with the ingredients the knowledge recognises in it and, when the dosage says, its daily
-/// dose in mg.</summary>
-public sealed record ResolvedDrug(MedicationUse Medication, IReadOnlyList<Ingredient> Ingredients, decimal? MgPerDay)
+/// <summary>A medication with the ingredients the knowledge recognises in it, the groups that hold them, and, when the
+/// dosage says, its daily dose in mg.</summary>
+public sealed record ResolvedDrug(MedicationUse Medication, IReadOnlyList<Ingredient> Ingredients, decimal? MgPerDay, IReadOnlyList<DrugGroup> Groups)
 {
-    // Called for every drug and every candidate rule, so it must not allocate: an index loop, because foreach over an
-    // IReadOnlyList boxes its enumerator.
+    /// <summary>Whether one of its ingredients is in one of these groups. Called for every drug and every candidate
+    /// rule: references compared (a drug is in a few groups, a rule names a few), no code looked up, and an index loop,
+    /// because foreach over an IReadOnlyList boxes its enumerator.</summary>
     public bool IsIn(IReadOnlyList<DrugGroup> groups)
     {
-        for (var i = 0; i < Ingredients.Count; i++)
+        for (var i = 0; i < groups.Count; i++)
         {
-            if (Rule.InAny(groups, Ingredients[i].Code)) return true;
+            for (var j = 0; j < Groups.Count; j++)
+            {
+                if (ReferenceEquals(groups[i], Groups[j])) return true;
+            }
         }
 
         return false;
@@ -58,7 +62,9 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         for (var i = 0; i < patient.Medications.Count; i++) drugs.Add(Resolve(patient.Medications[i]));
 
         // The rules a new order's ingredients can trigger, each once, in the order first met.
+        // A few are compared one by one; past that (a knowledge of thousands of pairs), through a set.
         var candidates = new List<Rule>();
+        HashSet<Rule>? seen = null;
         foreach (var drug in drugs)
         {
             if (!drug.Medication.IsNew) continue;
@@ -67,14 +73,22 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                 var rules = knowledge.RulesFor(drug.Ingredients[i].Code);
                 for (var j = 0; j < rules.Count; j++)
                 {
-                    if (!ContainsSame(candidates, rules[j])) candidates.Add(rules[j]);
+                    if (seen is null ? ContainsSame(candidates, rules[j]) : !seen.Add(rules[j])) continue;
+                    candidates.Add(rules[j]);
+                    if (seen is null && candidates.Count == 16) seen = new HashSet<Rule>(candidates, ReferenceEqualityComparer.Instance);
                 }
             }
         }
 
+        // The groups any of the patient's drugs is in: a candidate rule with a side none of them is in cannot fire,
+        // and is passed over before its drugs are matched one by one (most candidates, with a large knowledge).
+        var present = new HashSet<DrugGroup>(ReferenceEqualityComparer.Instance);
+        foreach (var drug in drugs) present.UnionWith(drug.Groups);
+
         var findings = new List<Finding>();
         foreach (var rule in candidates)
         {
+            if (!Touches(rule.SideA, present) || (rule.Kind == RuleKind.Pair && !Touches(rule.SideB, present))) continue;
             if (Find(rule, patient, drugs) is { } finding) findings.Add(finding);
         }
 
@@ -103,6 +117,16 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         }
 
         return [.. problems.Select(p => new Problem(p.Head, p.Joined))];
+    }
+
+    private static bool Touches(IReadOnlyList<DrugGroup> groups, HashSet<DrugGroup> present)
+    {
+        for (var i = 0; i < groups.Count; i++)
+        {
+            if (present.Contains(groups[i])) return true;
+        }
+
+        return false;
     }
 
     private static bool ContainsSame<T>(List<T> list, T item) where T : class
@@ -173,7 +197,8 @@ public sealed class Evaluator(KnowledgeBase knowledge)
 
     private static Finding? Find(Rule rule, PatientContext patient, List<ResolvedDrug> drugs, List<string>? trace = null)
     {
-        List<ResolvedDrug> sideA, sideB = [];
+        // Most candidate rules do not fire: nothing is allocated for one until it does.
+        List<ResolvedDrug> sideA, sideB;
         switch (rule.Kind)
         {
             case RuleKind.Pair:
@@ -181,27 +206,28 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                 var b = a.Count == 0 && trace is null ? [] : Counting(drugs, rule, patient, rule.SideB);
                 // A drug does not interact with itself: a renewal of lorazepam beside the old lorazepam order is not
                 // "lorazepam + lorazepam".
-                sideA = [];
-                foreach (var x in a)
+                List<ResolvedDrug>? pairedA = null, pairedB = null;
+                for (var i = 0; i < a.Count; i++)
                 {
-                    foreach (var y in b)
+                    for (var j = 0; j < b.Count; j++)
                     {
+                        var (x, y) = (a[i], b[j]);
                         if (ReferenceEquals(x, y) || !(x.Medication.IsNew || y.Medication.IsNew) || !Different(x, y, rule)) continue;
-                        if (!ContainsSame(sideA, x)) sideA.Add(x);
-                        if (!ContainsSame(sideB, y)) sideB.Add(y);
+                        if (!ContainsSame(pairedA ??= [], x)) pairedA.Add(x);
+                        if (!ContainsSame(pairedB ??= [], y)) pairedB.Add(y);
                     }
                 }
 
                 trace?.Add($"side a ({Groups(rule.SideA)}): {Drugs(a)}");
                 trace?.Add($"side b ({Groups(rule.SideB)}): {Drugs(b)}");
-                if (sideA.Count == 0)
+                if (pairedA is null || pairedB is null)
                 {
                     trace?.Add("not fired: no pair of different drugs with a new order on one side");
                     return null;
                 }
 
-                sideA = NewFirst(sideA);
-                sideB = NewFirst(sideB);
+                sideA = NewFirst(pairedA);
+                sideB = NewFirst(pairedB);
                 break;
 
             case RuleKind.Count:
@@ -214,6 +240,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                     return null;
                 }
 
+                sideB = [];
                 break;
 
             default:
@@ -230,6 +257,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                     return null;
                 }
 
+                sideB = [];
                 break;
         }
 
@@ -279,32 +307,32 @@ public sealed class Evaluator(KnowledgeBase knowledge)
 
     // The drugs matched by these groups that count for the rule: a stopped drug counts only for look-back rules,
     // within the window, or on an unknown day (it may have been yesterday).
-    private static List<ResolvedDrug> Counting(List<ResolvedDrug> drugs, Rule rule, PatientContext patient, IReadOnlyList<DrugGroup> groups)
+    private static IReadOnlyList<ResolvedDrug> Counting(List<ResolvedDrug> drugs, Rule rule, PatientContext patient, IReadOnlyList<DrugGroup> groups)
     {
-        var found = new List<ResolvedDrug>();
+        List<ResolvedDrug>? found = null;
         foreach (var d in drugs)
         {
             var counts = d.Medication.Status != MedicationStatus.Stopped
                 || (rule.StoppedWithinDays is { } days
                     && (d.Medication.StoppedOn is not { } stopped || patient.Today.DayNumber - stopped.DayNumber <= days));
-            if (counts && d.IsIn(groups)) found.Add(d);
+            if (counts && d.IsIn(groups)) (found ??= []).Add(d);
         }
 
-        return found;
+        return found is null ? Array.Empty<ResolvedDrug>() : found;
     }
 
     // New orders first, the others in the order given (as a stable sort would).
-    private static List<ResolvedDrug> NewFirst(List<ResolvedDrug> drugs)
+    private static List<ResolvedDrug> NewFirst(IReadOnlyList<ResolvedDrug> drugs)
     {
         var ordered = new List<ResolvedDrug>(drugs.Count);
-        foreach (var d in drugs)
+        for (var i = 0; i < drugs.Count; i++)
         {
-            if (d.Medication.IsNew) ordered.Add(d);
+            if (drugs[i].Medication.IsNew) ordered.Add(drugs[i]);
         }
 
-        foreach (var d in drugs)
+        for (var i = 0; i < drugs.Count; i++)
         {
-            if (!d.Medication.IsNew) ordered.Add(d);
+            if (!drugs[i].Medication.IsNew) ordered.Add(drugs[i]);
         }
 
         return ordered;
@@ -387,7 +415,24 @@ public sealed class Evaluator(KnowledgeBase knowledge)
     {
         var ingredients = IngredientsOf(medication.RxNormCodes);
         if (ingredients.Count == 0) ingredients = FromText(medication.Text);
-        return new ResolvedDrug(medication, ingredients, ingredients.Count == 1 ? MgPerDay(medication) : null);
+        return new ResolvedDrug(medication, ingredients, ingredients.Count == 1 ? MgPerDay(medication) : null, GroupsOf(ingredients));
+    }
+
+    // The groups of the ingredients, each once. For one ingredient (the usual case) that is the knowledge's own list.
+    private IReadOnlyList<DrugGroup> GroupsOf(IReadOnlyList<Ingredient> ingredients)
+    {
+        if (ingredients.Count == 1) return knowledge.GroupsOf(ingredients[0].Code);
+        var found = new List<DrugGroup>();
+        for (var i = 0; i < ingredients.Count; i++)
+        {
+            var groups = knowledge.GroupsOf(ingredients[i].Code);
+            for (var j = 0; j < groups.Count; j++)
+            {
+                if (!ContainsSame(found, groups[j])) found.Add(groups[j]);
+            }
+        }
+
+        return found;
     }
 
     // The ingredients of the codes, each once. For one code (the usual case) that is the knowledge's own list, which

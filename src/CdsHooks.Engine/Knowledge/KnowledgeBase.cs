@@ -11,6 +11,7 @@ public sealed class KnowledgeBase
     private readonly FrozenDictionary<string, Rule[]> _rulesByIngredient;
     private readonly FrozenDictionary<string, Ingredient[]> _ingredientsByName;
     private readonly FrozenDictionary<string, decimal> _strengthMg;
+    private readonly FrozenDictionary<string, DrugGroup[]> _groupsByIngredient;
 
     public KnowledgeBase(IReadOnlyDictionary<string, DrugGroup> drugGroups, IReadOnlyDictionary<string, ConditionGroup> conditionGroups,
         IReadOnlyList<Rule> rules, SiteSettings? settings = null)
@@ -62,6 +63,35 @@ public sealed class KnowledgeBase
 
         _rulesByIngredient = byIngredient.ToFrozenDictionary(p => p.Key, p => p.Value.ToArray());
 
+        // Every group a rule can name, the knowledge's and any a rule holds beside them, by the codes of its
+        // ingredients: a drug's groups are found once per call (ResolvedDrug.Groups), and whether it is in a rule's
+        // groups is then a comparison of references, not a lookup of each code in each group.
+        var groups = new HashSet<DrugGroup>(drugGroups.Values, ReferenceEqualityComparer.Instance);
+        foreach (var rule in rules)
+        {
+            groups.UnionWith(rule.SideA);
+            groups.UnionWith(rule.SideB);
+            groups.UnionWith(rule.ExcludedDrugs);
+            foreach (var factor in rule.Factors)
+            {
+                groups.UnionWith(factor.Drugs);
+                if (factor.DailyDoseAbove is { } above) groups.UnionWith(above.Of);
+                if (factor.DailyDoseAtMost is { } atMost) groups.UnionWith(atMost.Of);
+            }
+        }
+
+        var groupsByCode = new Dictionary<string, List<DrugGroup>>();
+        foreach (var group in groups)
+        {
+            foreach (var code in group.Ingredients.Keys)
+            {
+                if (!groupsByCode.TryGetValue(code, out var list)) groupsByCode[code] = list = [];
+                list.Add(group);
+            }
+        }
+
+        _groupsByIngredient = groupsByCode.ToFrozenDictionary(p => p.Key, p => p.Value.ToArray());
+
         static void Add<TKey>(Dictionary<TKey, Dictionary<string, Ingredient>> map, TKey key, Ingredient ingredient) where TKey : notnull
         {
             if (!map.TryGetValue(key, out var set)) map[key] = set = [];
@@ -91,6 +121,10 @@ public sealed class KnowledgeBase
     /// <summary>The enabled rules that a new order of this ingredient can trigger.</summary>
     public IReadOnlyList<Rule> RulesFor(string ingredientCode) =>
         _rulesByIngredient.TryGetValue(ingredientCode, out var list) ? list : [];
+
+    /// <summary>The groups, of the knowledge or named by a rule, that hold this ingredient.</summary>
+    public IReadOnlyList<DrugGroup> GroupsOf(string ingredientCode) =>
+        _groupsByIngredient.TryGetValue(ingredientCode, out var list) ? list : [];
 
     /// <summary>mg per unit of a single-ingredient solid product, from its RxNorm name.</summary>
     public decimal? StrengthMg(string productCode) => _strengthMg.TryGetValue(productCode, out var mg) ? mg : null;

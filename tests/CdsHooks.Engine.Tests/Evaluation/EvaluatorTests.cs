@@ -35,6 +35,28 @@ public class EvaluatorTests
         Assert.Equal(ingredient, Assert.Single(resolved.Ingredients).Name);
     }
 
+    [Fact]
+    public void ADrugIsInTheGroupsThatHoldOneOfItsIngredients()
+    {
+        // Membership is found once per drug, by reference (ResolvedDrug.Groups); it must say what looking each
+        // ingredient up in each group says, for every ingredient and product code of the knowledge and every group.
+        var groups = Knowledge.DrugGroups.Values.ToList();
+        var codes = groups.SelectMany(g => g.Ingredients.Keys.Concat(g.Products.Keys)).Distinct().ToList();
+        var checks = 0;
+        foreach (var code in codes)
+        {
+            var drug = _evaluator.Resolve(Drug(code));
+            Assert.NotEmpty(drug.Ingredients);
+            foreach (var group in groups)
+            {
+                Assert.Equal(drug.Ingredients.Any(i => Rule.InAny([group], i.Code)), drug.IsIn([group]));
+                checks++;
+            }
+        }
+
+        Assert.True(checks > 10_000, $"{checks} checks");
+    }
+
     [Theory]
     [InlineData("Amoxicillin 500 mg capsule")]
     [InlineData("clonazepamine")]
