@@ -92,7 +92,7 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
 
         var summary = "Not fully checked: " + string.Join("; ", gaps);
         return new Card(
-            Guid.CreateVersion7().ToString(), // time-ordered, as CardBuilder's cards: the audit trail's key
+            Uuids.TimeOrdered(DateTimeOffset.UtcNow).ToString(), // time-ordered, as CardBuilder's cards: the audit trail's key
             summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…",
             Indicator.Info,
             new Source("Medication safety service"),

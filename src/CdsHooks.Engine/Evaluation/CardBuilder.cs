@@ -33,7 +33,7 @@ public static class CardBuilder
             // insert on a random page of that index, which SQLite read and wrote back at each commit and checkpoint
             // (a tenth of the service's CPU at saturation, docs/performance.md). 74 random bits still make it unguessable.
             // The wall clock, not the engine's TimeProvider: the order it serves is the order of the inserts.
-            Guid.CreateVersion7().ToString(),
+            Uuids.TimeOrdered(DateTimeOffset.UtcNow).ToString(),
             Summary(head),
             indicator,
             new Source(source.Label, source.Url),
@@ -60,7 +60,7 @@ public static class CardBuilder
                     var drug = side[i];
                     if (drug.Medication.IsNew && drug.MgPerDay > change.MgPerDay && LowerDose(drug, change.MgPerDay) is { } updated)
                     {
-                        Add(new Suggestion(change.Label, Guid.NewGuid().ToString(), Actions:
+                        Add(new Suggestion(change.Label, Uuids.Random().ToString(), Actions:
                             [new SuggestionAction("update", $"Change the order to {change.MgPerDay.ToString("0.###", CultureInfo.InvariantCulture)} mg/day", updated)]));
                     }
                 }
@@ -71,7 +71,7 @@ public static class CardBuilder
         {
             var medication = drug.Medication;
             if (!medication.IsNew || medication.Order?.Id is not { } id) continue;
-            Add(new Suggestion($"Cancel the new order: {medication.Display}", Guid.NewGuid().ToString(),
+            Add(new Suggestion($"Cancel the new order: {medication.Display}", Uuids.Random().ToString(),
                 Actions: [new SuggestionAction("delete", "Remove the draft order", ResourceId: $"MedicationRequest/{id}")]));
         }
 

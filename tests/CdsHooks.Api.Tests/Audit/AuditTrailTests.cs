@@ -43,7 +43,7 @@ public sealed class AuditTrailTests : IDisposable
             Timeout = TimeSpan.FromMilliseconds(500),
         });
         using var store = new CardStore(audit);
-        var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
+        using var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
         var (request, result) = await IndexCaseAsync();
 
         var clock = Stopwatch.StartNew();
@@ -54,5 +54,24 @@ public sealed class AuditTrailTests : IDisposable
 
         // The caller's own cancellation (the EHR gave up) is not a failure of the audit trail: it goes on as such.
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => trail.ShowAsync(request, result, new CancellationToken(canceled: true)));
+    }
+
+    [Fact]
+    public async Task AnIdentifierIsHashedWithTheKeyOnEveryThreadAndEveryTime()
+    {
+        // One HMAC per thread, reset after each hash: each hash must be the one-shot HMAC of its own input, whichever
+        // thread makes it and whatever it made before.
+        var audit = Options.Create(new AuditOptions { HashKey = "a-site-key-of-some-length-0123456789" });
+        using var store = new CardStore(Options.Create(new AuditOptions()));
+        using var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
+        static string Expected(string text) => Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(
+            "a-site-key-of-some-length-0123456789"u8, System.Text.Encoding.UTF8.GetBytes(text)));
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(t => Task.Run(() =>
+            Enumerable.Range(0, 200).All(i => trail.Hash("patient", "https://ehr.example.org/fhir", $"p-{t}-{i}") == Expected($"patient|https://ehr.example.org/fhir|p-{t}-{i}")),
+            TestContext.Current.CancellationToken)));
+
+        Assert.All(results, Assert.True);
+        Assert.NotEqual(trail.Hash("patient", null, "1"), trail.Hash("encounter", null, "1"));
     }
 }
