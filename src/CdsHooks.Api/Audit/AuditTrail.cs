@@ -14,18 +14,20 @@ namespace CdsHooks.Api.Audit;
 /// warning because the audit trail is down.
 /// </summary>
 public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IOptions<FatigueOptions> fatigue, TimeProvider time, ILogger<AuditTrail> logger)
-    : IDisposable
 {
-    private readonly ThreadLocal<IncrementalHash> _hmac = new(() =>
-        IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, Encoding.UTF8.GetBytes(audit.Value.HashKey ?? DevelopmentKey)), trackAllValues: true);
+    private readonly byte[] _key = Encoding.UTF8.GetBytes(audit.Value.HashKey ?? DevelopmentKey);
+
+    // This thread's HMAC and the key it was made with (a test process may hold audit trails with different keys). It
+    // goes with its thread: nothing to dispose at shutdown while a call may still be hashing, and its handle is
+    // released when the thread ends.
+    [ThreadStatic]
+    private static (byte[] Key, IncrementalHash Hmac)? _threadHmac;
 
     public const string DevelopmentKey = "development-only-audit-key";
 
     public async Task<IReadOnlyList<Card>> ShowAsync(HookRequest request, HookResult result, CancellationToken cancellationToken)
     {
         if (result.Cards.Count == 0) return [];
-        var patient = Hash("patient", request.FhirServer, request.PatientId);
-        var encounter = request.EncounterId is { } id ? Hash("encounter", request.FhirServer, id) : null;
         var now = time.GetUtcNow();
 
         // The audit trail's own time budget (Audit:Timeout), within the call's: a database that hangs (a PostgreSQL
@@ -35,6 +37,9 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         budget.CancelAfter(audit.Value.Timeout);
         try
         {
+            var patient = Hash("patient", request.FhirServer, request.PatientId);
+            var encounter = request.EncounterId is { } id ? Hash("encounter", request.FhirServer, id) : null;
+
             // WaitAsync as well as the token: Npgsql does not give up on a server that accepted and went silent until
             // its own connect timeout (15 s by default); the abandoned read fails later on its own.
             IReadOnlyList<PastCard> history = fatigue.Value.Enabled
@@ -80,16 +85,15 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
     /// (docs/performance.md).</summary>
     public string Hash(string kind, string? fhirServer, string id)
     {
-        var hmac = _hmac.Value!;
-        hmac.AppendData(Encoding.UTF8.GetBytes($"{kind}|{fhirServer}|{id}"));
-        Span<byte> hash = stackalloc byte[32];
-        hmac.GetHashAndReset(hash);
-        return Convert.ToHexStringLower(hash);
-    }
+        if (_threadHmac is not { } mine || !ReferenceEquals(mine.Key, _key))
+        {
+            _threadHmac?.Hmac.Dispose();
+            _threadHmac = mine = (_key, IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _key));
+        }
 
-    public void Dispose()
-    {
-        foreach (var hmac in _hmac.Values) hmac.Dispose();
-        _hmac.Dispose();
+        mine.Hmac.AppendData(Encoding.UTF8.GetBytes($"{kind}|{fhirServer}|{id}"));
+        Span<byte> hash = stackalloc byte[32];
+        mine.Hmac.GetHashAndReset(hash);
+        return Convert.ToHexStringLower(hash);
     }
 }

@@ -8,7 +8,8 @@ namespace CdsHooks.Engine.Evaluation;
 /// dosage says, its daily dose in mg.</summary>
 public sealed record ResolvedDrug(MedicationUse Medication, IReadOnlyList<Ingredient> Ingredients, decimal? MgPerDay, IReadOnlyList<DrugGroup> Groups)
 {
-    /// <summary>Whether one of its ingredients is in one of these groups. Called for every drug and every candidate
+    /// <summary>Whether one of its ingredients is in one of these groups, which must be the groups of the knowledge that
+    /// resolved the drug (another load's are other objects, and never match). Called for every drug and every candidate
     /// rule: references compared (a drug is in a few groups, a rule names a few), no code looked up, and an index loop,
     /// because foreach over an IReadOnlyList boxes its enumerator.</summary>
     public bool IsIn(IReadOnlyList<DrugGroup> groups)
@@ -197,7 +198,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
 
     private static Finding? Find(Rule rule, PatientContext patient, List<ResolvedDrug> drugs, List<string>? trace = null)
     {
-        // Most candidate rules do not fire: nothing is allocated for one until it does.
+        // Most candidate rules do not fire: nothing is allocated for a pair rule until a pair is found.
         List<ResolvedDrug> sideA, sideB;
         switch (rule.Kind)
         {
@@ -421,6 +422,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
     // The groups of the ingredients, each once. For one ingredient (the usual case) that is the knowledge's own list.
     private IReadOnlyList<DrugGroup> GroupsOf(IReadOnlyList<Ingredient> ingredients)
     {
+        if (ingredients.Count == 0) return [];
         if (ingredients.Count == 1) return knowledge.GroupsOf(ingredients[0].Code);
         var found = new List<DrugGroup>();
         for (var i = 0; i < ingredients.Count; i++)

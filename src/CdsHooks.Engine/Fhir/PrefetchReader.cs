@@ -14,8 +14,8 @@ namespace CdsHooks.Engine.Fhir;
 /// a suggestion returns it.
 /// <para>One forward pass of a <see cref="Utf8JsonReader"/> over the UTF-8 text, with no document in between: parsing a
 /// <see cref="JsonDocument"/> first and then looking each element up in it was a third of the service's CPU
-/// (docs/performance.md). The pass refuses what a document parsed with duplicate properties refused does
-/// (<see cref="JsonNames"/>), in the elements it skips too.</para>
+/// (docs/performance.md). The pass refuses what a <see cref="JsonDocument"/> with <c>AllowDuplicateProperties =
+/// false</c> refused (<see cref="JsonNames"/>), in the elements it skips too.</para>
 /// <para>The elements read are held to the policy of <see cref="FhirJson"/>: a wrong JSON type, a wrong shape (one value
 /// versus an array), a null, an empty string, an unparsable literal (Firely's own <c>IsValidValue</c> for id, code, uri,
 /// date, dateTime, instant and positiveInt), a choice element with two types or none, the same element twice under names
@@ -830,6 +830,7 @@ public static class PrefetchReader
         /// <see cref="JsonNames"/>); the value is skipped then, and -1 returned.</summary>
         private int Slot(ReadOnlySpan<byte> name, byte[][] known, ref int seen, At at)
         {
+            System.Diagnostics.Debug.Assert(known.Length <= 32, "seen holds one bit per name");
             var slot = -1;
             for (var i = 0; i < known.Length; i++)
             {

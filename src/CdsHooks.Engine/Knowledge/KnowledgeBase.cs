@@ -64,8 +64,8 @@ public sealed class KnowledgeBase
         _rulesByIngredient = byIngredient.ToFrozenDictionary(p => p.Key, p => p.Value.ToArray());
 
         // Every group a rule can name, the knowledge's and any a rule holds beside them, by the codes of its
-        // ingredients: a drug's groups are found once per call (ResolvedDrug.Groups), and whether it is in a rule's
-        // groups is then a comparison of references, not a lookup of each code in each group.
+        // ingredients: a drug's groups are found when it is resolved (ResolvedDrug.Groups), and whether it is in a
+        // rule's groups is then a comparison of references, not a lookup of each code in each group.
         var groups = new HashSet<DrugGroup>(drugGroups.Values, ReferenceEqualityComparer.Instance);
         foreach (var rule in rules)
         {

@@ -43,7 +43,7 @@ public sealed class AuditTrailTests : IDisposable
             Timeout = TimeSpan.FromMilliseconds(500),
         });
         using var store = new CardStore(audit);
-        using var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
+        var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
         var (request, result) = await IndexCaseAsync();
 
         var clock = Stopwatch.StartNew();
@@ -63,7 +63,7 @@ public sealed class AuditTrailTests : IDisposable
         // thread makes it and whatever it made before.
         var audit = Options.Create(new AuditOptions { HashKey = "a-site-key-of-some-length-0123456789" });
         using var store = new CardStore(Options.Create(new AuditOptions()));
-        using var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
+        var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
         static string Expected(string text) => Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(
             "a-site-key-of-some-length-0123456789"u8, System.Text.Encoding.UTF8.GetBytes(text)));
 
@@ -73,5 +73,10 @@ public sealed class AuditTrailTests : IDisposable
 
         Assert.All(results, Assert.True);
         Assert.NotEqual(trail.Hash("patient", null, "1"), trail.Hash("encounter", null, "1"));
+
+        // Another audit trail with another key, on the same thread in turn: each hashes with its own key.
+        var other = new AuditTrail(store, Options.Create(new AuditOptions { HashKey = "another-key" }), Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
+        Assert.NotEqual(trail.Hash("patient", null, "1"), other.Hash("patient", null, "1"));
+        Assert.Equal(Expected("patient||1"), trail.Hash("patient", null, "1"));
     }
 }

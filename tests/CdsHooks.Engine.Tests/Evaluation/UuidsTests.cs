@@ -10,9 +10,14 @@ public class UuidsTests
     [Fact]
     public void RandomUuidsAreVersionFourAndDistinct()
     {
-        // More than one pool of random bytes (4 KB, 256 uuids), on two threads.
-        var uuids = ParallelEnumerable.Range(0, 2).SelectMany(_ => Enumerable.Range(0, 5000).Select(_ => Uuids.Random())).ToList();
+        // More than one pool of random bytes (4 KB, 256 uuids) on each of two threads, each with its own pool.
+        var drawn = new[] { new List<Guid>(), new List<Guid>() };
+        var threads = drawn.Select(list => new Thread(() => list.AddRange(Enumerable.Range(0, 5000).Select(_ => Uuids.Random())))).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        var uuids = drawn.SelectMany(list => list).ToList();
 
+        Assert.Equal(10_000, uuids.Count);
         Assert.All(uuids, u => Assert.Equal(4, u.Version));
         Assert.All(uuids, u => Assert.Contains(Hex(u)[16], "89ab")); // the RFC variant: 10xx
         Assert.Equal(uuids.Count, uuids.Distinct().Count());

@@ -314,6 +314,17 @@ public class HookRequestReaderTests
     }
 
     [Fact]
+    public void AnEscapedNameThatDiffersOnlyInCaseIsReadAsFirelyReadsIt()
+    {
+        // "St\u0061tus" spells "Status", which Firely reads as "status": the order's status is read, not skipped.
+        var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"status\": \"draft\"", "\"St\\u0061tus\": \"draft\"");
+
+        var order = Assert.IsType<MedicationRequest>(Assert.Single(ReadText(json).NewOrders));
+
+        Assert.Equal("draft", order.StatusElement?.JsonValue as string);
+    }
+
+    [Fact]
     public void AnElementTwiceUnderNamesThatDifferInCaseIsRefused()
     {
         var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"status\": \"draft\"", "\"status\": \"draft\", \"Status\": \"cancelled\"");
@@ -350,6 +361,7 @@ public class HookRequestReaderTests
     private static string ReplaceFirst(string text, string find, string replacement)
     {
         var at = text.IndexOf(find, StringComparison.Ordinal);
-        return at < 0 ? text : string.Concat(text.AsSpan(0, at), replacement, text.AsSpan(at + find.Length));
+        Assert.True(at >= 0, $"'{find}' is not in the text"); // a test that changed nothing would test nothing
+        return string.Concat(text.AsSpan(0, at), replacement, text.AsSpan(at + find.Length));
     }
 }

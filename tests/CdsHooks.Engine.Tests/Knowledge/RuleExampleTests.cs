@@ -40,6 +40,22 @@ public class RuleExampleTests
         Assert.Equal(Directory.GetFiles(Path.Combine(Repository.Cards, "rules"), "*.yaml").Length, Results.Select(r => r.Rule.Id).Distinct().Count());
 
     [Fact]
+    public void ARuleFiresOnAGroupItHoldsBesideTheKnowledgesGroups()
+    {
+        // Drugs are matched to a rule's groups by reference (ResolvedDrug.Groups): a group the rule holds that is not
+        // among the knowledge's named groups must be indexed all the same, or the rule would stay silent.
+        var rule = Knowledge.Rules.Single(r => r.Id == "mirtazapine-benzodiazepine");
+        var groups = Knowledge.DrugGroups.Where(g => !rule.SideB.Contains(g.Value)).ToDictionary();
+        Assert.True(groups.Count < Knowledge.DrugGroups.Count);
+        var knowledge = new KnowledgeBase(groups, Knowledge.ConditionGroups, [rule]);
+
+        var results = ExampleRunner.Run(knowledge, Today).ToList();
+
+        Assert.NotEmpty(results);
+        Assert.All(results, r => Assert.True(r.Passed, $"{r.Example.Name}: expected {r.Expected}, got {r.Actual}"));
+    }
+
+    [Fact]
     public void AWrongExpectationIsReportedAsAFailure()
     {
         var rule = Knowledge.Rules.Single(r => r.Id == "mirtazapine-benzodiazepine");
