@@ -113,6 +113,9 @@ pages=$!
 
 p99() { awk '/99%% in|99% in/ {print $3 * 1000}' ; }
 rps() { awk '/Requests\/sec/ {print $2}' ; }
+# CPU time a process has used (user and system), in clock ticks; and µs of it per call between two readings.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" ; }
+per_call() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", t * 1000000 / hz / n; else print "?" }' ; }
 # hey's answers other than 200, and its errors (timeouts, refused connections): a degraded path must not pass for a fast one.
 not_ok() { awk '/^Status code distribution/ { s = 1; e = 0 } /^Error distribution/ { e = 1; s = 0 }
   /^ *\[[0-9]+\]/ { gsub(/[\[\]]/, "", $1); if (s && $1 != 200) n += $2; if (e) n += $1 } END { print n + 0 }' ; }
@@ -126,7 +129,12 @@ BODY="$work/typical.json" wrk -t2 -c32 -d5s -s "$work/post.lua" $baseline_url >/
 echo "typical request at 1,000 requests/s..."
 # hey paces each connection with its own ticker, all started together: 50 connections at 20/s send bursts of 50 every
 # 50 ms, 10 connections at 100/s bursts of 10 every 10 ms. Both are 1,000 requests/s; the first is the harsher.
-typical_p99=$(hey -z "${seconds}s" -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $service_url | p99)
+# The service's CPU per call in this run as well: in bursts it is more than at saturation (threads wake for each
+# burst), and a burst's p99 is about its whole CPU on the two cores.
+before=$(ticks $service)
+hey -z "${seconds}s" -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $service_url > "$work/bursts.hey"
+burst_cpu=$(per_call $(( $(ticks $service) - before )) "$(awk '/^ *\[200\]/ { print $2 }' "$work/bursts.hey")")
+typical_p99=$(p99 < "$work/bursts.hey")
 typical_p99_10=$(hey -z "${seconds}s" -c 10 -q 100 -m POST -T application/json -D "$work/typical.json" $service_url | p99)
 echo "heavy request at 200 requests/s..."
 heavy_p99=$(hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$work/heavy.json" $service_url | p99)
@@ -164,7 +172,10 @@ cold_p99=$(p99 < "$work/cold.hey")
 cold_failed=$(not_ok < "$work/cold.hey")
 kill $cold 2>/dev/null || true
 echo "saturation..."
-service_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $service_url | rps)
+before=$(ticks $service)
+BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $service_url > "$work/saturation.wrk"
+saturation_cpu=$(per_call $(( $(ticks $service) - before )) "$(awk '/requests in/ { print $1 }' "$work/saturation.wrk")")
+service_rps=$(rps < "$work/saturation.wrk")
 baseline_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $baseline_url | rps)
 # FHIR fallback: the typical request without its prefetch, the service fetching the patient's data from a FHIR
 # server that takes 100 ms per query (5 queries). A new patient each call; then the last patient again.
@@ -236,12 +247,12 @@ The service built as: ${build}
 
 | measure | result | target |
 |---|---|---|
-| typical request, p99 at 1,000 requests/s (50 connections at 20/s: bursts of 50) | ${typical_p99} ms | at most 5 ms |
+| typical request, p99 at 1,000 requests/s (50 connections at 20/s: bursts of 50) | ${typical_p99} ms (the service's CPU: ${burst_cpu} µs per call) | at most 5 ms |
 | typical request, p99 at 1,000 requests/s (10 connections at 100/s: bursts of 10) | ${typical_p99_10} ms | at most 5 ms |
 | heavy request, p99 at 200 requests/s | ${heavy_p99} ms | below 50 ms |
 | heavy request with paged prefetch, p99 at 200 requests/s, pages from the cache (${heavy_paged_warm} queries while warming, ${heavy_paged_queries} after; ${heavy_paged_failed} answers not 200) | ${heavy_paged_p99} ms | below 50 ms |
 | heavy request with paged prefetch, p99 at 200 requests/s, fetching its 2 pages (cache of 1 ms: ${cold_queries} queries for ${cold_calls:-0} calls; ${cold_failed} answers not 200) | ${cold_p99} ms | below 50 ms |
-| saturation, typical request | ${service_rps} requests/s | at least 8,000/s and 40% of the baseline |
+| saturation, typical request | ${service_rps} requests/s (the service's CPU: ${saturation_cpu} µs per call) | at least 8,000/s and 40% of the baseline |
 | saturation, typical request, authenticated (a fresh JWT per call) | ${auth_rps} requests/s, ${auth_refused:-0} refused | |
 | the same wrk script (a request built per call) without authentication | ${auth_reference_rps} requests/s | |
 | saturation as a site runs it: fatigue controls on, 100,000 patients at random | ${fatigue_rps} requests/s, ${fatigue_failed:-0} not 200, ${fatigue_audit_errors} audit errors logged | |
