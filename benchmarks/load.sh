@@ -234,11 +234,16 @@ ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5097 Playgro
 fatigue=$!
 wait_live 5097
 PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c32 -d${warm_seconds}s -s "$work/patients.lua" $fatigue_url >/dev/null
+before=$(ticks $fatigue)
 fatigue_out=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/patients.lua" $fatigue_url)
+fatigue_cpu=$(per_call $(( $(ticks $fatigue) - before )) "$(echo "$fatigue_out" | awk '/requests in/ { print $1 }')")
 fatigue_rps=$(echo "$fatigue_out" | rps)
 fatigue_failed=$(echo "$fatigue_out" | awk '/Non-2xx/ {print $5}')
 fatigue_audit_errors=$(grep -c -e 'Audit trail failed' -e 'Card records not written' "$work/service-fatigue.log" || true)
-fatigue_reference_rps=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/patients.lua" $service_url | rps)
+before=$(ticks $service)
+fatigue_reference_out=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/patients.lua" $service_url)
+fatigue_reference_cpu=$(per_call $(( $(ticks $service) - before )) "$(echo "$fatigue_reference_out" | awk '/requests in/ { print $1 }')")
+fatigue_reference_rps=$(echo "$fatigue_reference_out" | rps)
 ratio=$(awk -v s="$service_rps" -v b="$baseline_rps" 'BEGIN { printf "%.0f", 100 * s / b }')
 
 cat <<REPORT
@@ -255,8 +260,8 @@ The service built as: ${build}
 | saturation, typical request | ${service_rps} requests/s (the service's CPU: ${saturation_cpu} µs per call) | at least 8,000/s and 40% of the baseline |
 | saturation, typical request, authenticated (a fresh JWT per call) | ${auth_rps} requests/s, ${auth_refused:-0} refused | |
 | the same wrk script (a request built per call) without authentication | ${auth_reference_rps} requests/s | |
-| saturation as a site runs it: fatigue controls on, 100,000 patients at random | ${fatigue_rps} requests/s, ${fatigue_failed:-0} not 200, ${fatigue_audit_errors} audit errors logged | |
-| the same wrk script with the fatigue controls off | ${fatigue_reference_rps} requests/s | |
+| saturation as a site runs it: fatigue controls on, 100,000 patients at random | ${fatigue_rps} requests/s (${fatigue_cpu} µs per call), ${fatigue_failed:-0} not 200, ${fatigue_audit_errors} audit errors logged | |
+| the same wrk script with the fatigue controls off | ${fatigue_reference_rps} requests/s (${fatigue_reference_cpu} µs per call) | |
 | baseline endpoint (same body, fixed card), saturation | ${baseline_rps} requests/s | |
 | service / baseline | ${ratio}% | at least 40% |
 | first answered hook call after process start | ${startup_ms} ms | within 3,000 ms |

@@ -125,12 +125,22 @@ public sealed class CardStore : IDisposable
 
     private async Task<DbConnection> OpenAsync(CancellationToken cancellationToken, bool durable = true)
     {
-        if (_postgres is not null) return await _postgres.OpenConnectionAsync(cancellationToken);
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken);
+        var connection = await OpenForReadAsync(cancellationToken);
+        if (_postgres is not null) return connection;
         // FULL: a transaction is on disk when it commits, so a 200 for feedback survives a crash of the process.
         // NORMAL (still crash-safe in WAL mode, not power-loss-safe) where losing the last writes costs nothing.
         await connection.ExecuteAsync(durable ? "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;" : "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+        return connection;
+    }
+
+    // A connection for reading only. Neither pragma matters to a read: synchronous concerns commits, and
+    // Microsoft.Data.Sqlite retries a busy database itself until the command's timeout. Setting them was a statement
+    // more on every read, and the fatigue controls read a patient's history on every hook call that has cards.
+    private async Task<DbConnection> OpenForReadAsync(CancellationToken cancellationToken)
+    {
+        if (_postgres is not null) return await _postgres.OpenConnectionAsync(cancellationToken);
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
         return connection;
     }
 
@@ -194,7 +204,7 @@ public sealed class CardStore : IDisposable
     {
         try
         {
-            await using var connection = await OpenAsync(cancellationToken);
+            await using var connection = await OpenForReadAsync(cancellationToken);
             return await connection.ExecuteScalarAsync<int>("SELECT 1") == 1;
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or TimeoutException)
@@ -269,7 +279,7 @@ public sealed class CardStore : IDisposable
         // changes no fatigue decision, instead of missed (taken after the query, it could have left the queue for a
         // row the query did not yet see).
         var queued = _writer.Pending(patientHash, since);
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await OpenForReadAsync(cancellationToken);
         var rows = await connection.QueryAsync<(string RuleId, string Drugs, string? EncounterHash, string Indicator, long IssuedAt, string? Outcome, string? OverrideCode, long? OutcomeAt, long? AcceptedChange)>(
             """
             SELECT c.rule_id, c.drugs, c.encounter_hash, c.indicator, c.issued_at, f.outcome, f.override_code, f.outcome_at, f.accepted_change
@@ -287,7 +297,7 @@ public sealed class CardStore : IDisposable
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> KnownCardsAsync(IReadOnlyCollection<string> cardUuids, CancellationToken cancellationToken)
     {
         await _writer.FlushAsync(cancellationToken);
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await OpenForReadAsync(cancellationToken);
         // Dapper expands a list for SQLite; Npgsql takes it as one array parameter.
         var rows = await connection.QueryAsync<(string Uuid, string Suggestions)>(
             _sqlite
@@ -343,7 +353,7 @@ public sealed class CardStore : IDisposable
     public async Task<IReadOnlyList<RuleOutcomes>> OutcomesAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
     {
         await _writer.FlushAsync(cancellationToken);
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await OpenForReadAsync(cancellationToken);
         var period = new { from = from.ToUnixTimeMilliseconds(), to = to.ToUnixTimeMilliseconds() };
         var totals = await connection.QueryAsync<(string RuleId, string Indicator, long Shown, long Accepted, long Overridden)>(
             """
