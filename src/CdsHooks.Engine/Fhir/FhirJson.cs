@@ -146,20 +146,19 @@ public static class FhirJson
     }
 
     /// <summary>The concrete FHIR R4 resource type a JSON object declares in <c>resourceType</c>, or null with the
-    /// problem added to <paramref name="issues"/>.</summary>
-    /// <remarks>The location is any object whose text is the location, made into text only for a problem.</remarks>
-    internal static Type? ResourceTypeOf<TLocation>(JsonElement element, TLocation location, ICollection<RequestIssue> issues)
-        where TLocation : notnull
+    /// problem added to <paramref name="issues"/>. (Firely's whole parse only: the one-pass reader looks ahead for it,
+    /// <see cref="PrefetchReader"/>.)</summary>
+    private static Type? ResourceTypeOf(JsonElement element, string location, ICollection<RequestIssue> issues)
     {
         if (element.ValueKind != JsonValueKind.Object)
         {
-            issues.Add(new RequestIssue(location.ToString()!, "invalid-type", "Expected a FHIR resource (a JSON object)."));
+            issues.Add(new RequestIssue(location, "invalid-type", "Expected a FHIR resource (a JSON object)."));
             return null;
         }
 
         if (!element.TryGetProperty("resourceType", out var type) || type.ValueKind != JsonValueKind.String)
         {
-            issues.Add(new RequestIssue(location.ToString()!, "invalid-resource", "A FHIR resource needs a 'resourceType' string."));
+            issues.Add(new RequestIssue(location, "invalid-resource", "A FHIR resource needs a 'resourceType' string."));
             return null;
         }
 
