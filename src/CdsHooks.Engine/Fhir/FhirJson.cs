@@ -269,6 +269,8 @@ internal static class ResourceTypes
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Type?> Known = new(StringComparer.Ordinal);
 
+    private static int _knownCount; // not Known.Count, which takes every lock of the map
+
     /// <summary>The concrete resource class of that name, or null.</summary>
     public static Type? Find(string name)
     {
@@ -276,7 +278,7 @@ internal static class ResourceTypes
         var type = Lookup(name);
         // Resource types are fewer than the bound, and no longer than 64 letters: other names sent would otherwise grow
         // it without end, or pin long strings for the life of the process.
-        if (name.Length <= 64 && Known.Count < MaxRemembered) Known.TryAdd(name, type);
+        if (name.Length <= 64 && Volatile.Read(ref _knownCount) < MaxRemembered && Known.TryAdd(name, type)) Interlocked.Increment(ref _knownCount);
         return type;
     }
 

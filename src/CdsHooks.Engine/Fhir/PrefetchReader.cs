@@ -101,6 +101,10 @@ public static class PrefetchReader
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool>.AlternateLookup<ReadOnlySpan<char>>[] ValidatedBySpan =
         [.. Validated.Select(d => d.GetAlternateLookup<ReadOnlySpan<char>>())];
 
+    // How many answers each map holds, counted here: ConcurrentDictionary.Count takes every lock of the map, and once a
+    // map is full every new value asks (a new patient's id on every call), so threads queued on those locks.
+    private static readonly int[] ValidatedCount = new int[Validated.Length];
+
     /// <summary>Where a value is in the request ("prefetch.medications.entry[2].resource.dosageInstruction[0]"), made
     /// into text only for a problem: most requests have none, and building every location as a string was a third of
     /// the reader's allocations (docs/performance.md).</summary>
@@ -991,7 +995,12 @@ public static class PrefetchReader
                 Literal.Instant => Instant.IsValidValue(text),
                 _ => true,
             };
-            if (known.Count < MaxRemembered && text.Length <= MaxRememberedLength) known.TryAdd(text, valid);
+            ref var count = ref ValidatedCount[(int)literal];
+            if (Volatile.Read(ref count) < MaxRemembered && text.Length <= MaxRememberedLength && known.TryAdd(text, valid))
+            {
+                Interlocked.Increment(ref count); // threads adding at once may pass the bound by a few
+            }
+
             return valid;
         }
 

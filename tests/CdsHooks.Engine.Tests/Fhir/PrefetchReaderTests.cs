@@ -272,6 +272,26 @@ public class PrefetchReaderTests
         Assert.Same(first, second);
     }
 
+    [Fact]
+    public void LiteralsPastTheRememberedBoundAreStillJudged()
+    {
+        // A site sees a new patient id on every call: past the 4,096 answers remembered for each kind of literal, every
+        // id is checked afresh (and the bound is counted without taking the map's locks).
+        for (var i = 0; i < 5_000; i++) Assert.Empty(PatientIssues($"bound-{i}"));
+
+        Assert.Empty(PatientIssues("bound-after-5000"));
+        Assert.Single(PatientIssues("not an id: spaces and a colon"));
+        Assert.Single(PatientIssues("not an id: spaces and a colon")); // the same answer again, remembered or not
+    }
+
+    private static List<RequestIssue> PatientIssues(string id)
+    {
+        var issues = new List<RequestIssue>();
+        var json = System.Text.Json.JsonSerializer.Serialize(new { resourceType = "Patient", id });
+        PrefetchReader.ReadResource(System.Text.Encoding.UTF8.GetBytes(json), "x", issues);
+        return issues;
+    }
+
     private static string? ReadStatus(string json)
     {
         var issues = new List<RequestIssue>();
