@@ -87,6 +87,20 @@ public sealed class ServiceProcess : IAsyncDisposable
         throw new InvalidOperationException("the service did not start:\n" + string.Join("\n", service.Output.TakeLast(20)));
     }
 
+    /// <summary>Stops the service as a container runtime does (SIGTERM) and waits for it to exit; its exit code.</summary>
+    public async Task<int> StopAsync()
+    {
+        if (Kill(_process.Id, Sigterm) != 0) throw new InvalidOperationException("SIGTERM could not be sent");
+        await _process.WaitForExitAsync(TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        _process.WaitForExit(); // and the output read to its end
+        return _process.ExitCode;
+    }
+
+    private const int Sigterm = 15;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);

@@ -23,8 +23,8 @@ namespace CdsHooks.Api.Logging;
 /// Lines keep the order in which their events were logged. A batch is written when it is <see cref="FlushAt"/> long or
 /// <see cref="Interval"/> after its first line, whichever comes first; disposal writes what is left, and events after
 /// that are written at once. Past <see cref="WaitAt"/> bytes waiting, callers wait for the writer rather than lines being
-/// dropped (as <c>blockWhenFull</c> did). If standard output fails (closed), the batch is lost and Serilog's
-/// <see cref="SelfLog"/> says so; logging never throws into the caller.
+/// dropped (as <c>blockWhenFull</c> did), also while the sink stops. If standard output fails (closed), the batch is
+/// lost and Serilog's <see cref="SelfLog"/> says so; logging never throws into the caller.
 /// </remarks>
 public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
 {
@@ -34,6 +34,7 @@ public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
     private readonly Thread _writer;
     private ArrayBufferWriter<byte> _pending;
     private ArrayBufferWriter<byte> _writing;
+    private long _firstAt; // when the first line of the pending batch came (Environment.TickCount64)
     private bool _stopping;
     private bool _closed;
 
@@ -43,6 +44,9 @@ public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
     public BatchedConsoleSink(ITextFormatter formatter, Stream output, TimeSpan interval, int flushAt = 64 * 1024, int waitAt = 1024 * 1024)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(waitAt, flushAt);
+        // A minute at most: a line must not wait longer to be seen, and Monitor.Wait takes no more than 24 days.
+        ArgumentOutOfRangeException.ThrowIfLessThan(interval, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(interval, TimeSpan.FromMinutes(1));
         _formatter = formatter;
         _output = output;
         Interval = interval;
@@ -87,8 +91,13 @@ public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
 
     private void Append(ReadOnlySpan<char> text)
     {
+        // An event logged by the writer itself (a SelfLog routed back into this logger) could only wait for itself.
+        if (Thread.CurrentThread == _writer) return;
+
         lock (_gate)
         {
+            // Callers wait for room while the sink stops too: an output that takes nothing must not grow the buffer.
+            while (_pending.WrittenCount >= WaitAt && !_closed) Monitor.Wait(_gate);
             if (_closed)
             {
                 var bytes = new byte[Encoding.UTF8.GetByteCount(text)];
@@ -96,9 +105,12 @@ public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
                 return;
             }
 
-            while (_pending.WrittenCount >= WaitAt && !_stopping) Monitor.Wait(_gate);
             var wasEmpty = _pending.WrittenCount == 0;
-            _pending.Advance(Encoding.UTF8.GetBytes(text, _pending.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length))));
+            if (wasEmpty) _firstAt = Environment.TickCount64;
+
+            // A long event takes what it needs, not three bytes a character: the buffers are kept.
+            var most = text.Length <= 4096 ? Encoding.UTF8.GetMaxByteCount(text.Length) : Encoding.UTF8.GetByteCount(text);
+            _pending.Advance(Encoding.UTF8.GetBytes(text, _pending.GetSpan(most)));
             if (wasEmpty || _pending.WrittenCount >= FlushAt) Monitor.PulseAll(_gate);
         }
     }
@@ -110,7 +122,7 @@ public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
             lock (_gate)
             {
                 while (_pending.WrittenCount == 0 && !_stopping) Monitor.Wait(_gate);
-                var deadline = Environment.TickCount64 + (long)Interval.TotalMilliseconds;
+                var deadline = _firstAt + (long)Interval.TotalMilliseconds; // from the first line, not from the last write
                 long left;
                 while (!_stopping && _pending.WrittenCount < FlushAt && (left = deadline - Environment.TickCount64) > 0)
                 {
@@ -120,6 +132,7 @@ public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
                 if (_pending.WrittenCount == 0)
                 {
                     _closed = true; // stopping, and everything is written: later events are written by their caller
+                    Monitor.PulseAll(_gate);
                     return;
                 }
 
@@ -129,6 +142,7 @@ public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
 
             Write(_writing.WrittenSpan);
             _writing.ResetWrittenCount();
+            if (_writing.Capacity > 4 * FlushAt) _writing = new ArrayBufferWriter<byte>(FlushAt); // after one huge event
         }
     }
 

@@ -6,11 +6,11 @@ namespace CdsHooks.Api.Logging;
 public static class LoggingExtensions
 {
     /// <summary>Serilog from configuration (<c>Serilog</c> section), plus any sink registered in DI.</summary>
-    /// <remarks>appsettings.json writes compact JSON to the console. appsettings.Development.json adds an
-    /// <c>outputTemplate</c> to the same sink; configuration merges it beside the <c>formatter</c>, and Serilog's
-    /// configuration reader then picks the Console overload that takes the string, so Development gets the
-    /// human-readable line. A file that adds a <c>formatter</c> over a template loses the same way (Production did).
-    /// LogFormatTests holds both.</remarks>
+    /// <remarks>appsettings.json writes compact JSON to standard output (<see cref="BatchedConsoleSink"/>).
+    /// appsettings.Development.json adds an <c>outputTemplate</c> to the same sink; configuration merges it beside the
+    /// <c>formatter</c>, and the sink's configuration method lets the template win, so Development gets the
+    /// human-readable line. A file that adds a <c>formatter</c> over a template loses the same way. LogFormatTests
+    /// holds both.</remarks>
     public static void AddLogging(this WebApplicationBuilder builder) =>
         builder.Services.AddSerilog((services, logger) => logger
             .ReadFrom.Configuration(builder.Configuration)

@@ -51,7 +51,7 @@ public sealed class BatchedConsoleSinkTests
         using (logger)
         {
             logger.Information("alone");
-            await WaitUntil(() => output.Text() == "alone\n");
+            await WaitUntil(() => output.Text() == "alone\n", TimeSpan.FromSeconds(2)); // a hundred intervals
         }
     }
 
@@ -59,7 +59,7 @@ public sealed class BatchedConsoleSinkTests
     public async Task ALongBatchIsWrittenBeforeTheInterval()
     {
         var output = new RecordingStream();
-        var (logger, _) = Create(output, TimeSpan.FromHours(1), flushAt: 1024, waitAt: 4096);
+        var (logger, _) = Create(output, TimeSpan.FromMinutes(1), flushAt: 1024, waitAt: 4096);
         using (logger)
         {
             var line = new string('x', 200);
@@ -67,6 +67,71 @@ public sealed class BatchedConsoleSinkTests
 
             await WaitUntil(() => output.Text().Length == 6 * 201);
         }
+    }
+
+    [Fact]
+    public void ALinesIntervalRunsFromWhenItWasLoggedNotFromTheLastWrite()
+    {
+        // Writes take a second. A line logged during the first write has had its 500 ms by the time that write ends,
+        // so the next write starts at once; counted from the end of the write, it would wait 500 ms more.
+        var output = new RecordingStream { WriteDelay = TimeSpan.FromSeconds(1) };
+        var (logger, sink) = Create(output, TimeSpan.FromMilliseconds(500));
+        logger.Information("first");
+        Assert.True(SpinWait.SpinUntil(() => output.WritesStarted == 1, TimeSpan.FromSeconds(10)));
+        Thread.Sleep(100);
+        logger.Information("second");
+        Assert.True(SpinWait.SpinUntil(() => output.WritesStarted == 2, TimeSpan.FromSeconds(10)));
+        sink.Dispose();
+
+        Assert.Equal("first\nsecond\n", output.Text());
+        Assert.InRange(output.GapBeforeSecondWrite, TimeSpan.Zero, TimeSpan.FromMilliseconds(250));
+    }
+
+    [Fact]
+    public async Task CallersStillWaitForRoomWhileTheSinkStops()
+    {
+        // Disposal gives up on an output that takes nothing after 5 s; callers must not then fill memory without bound.
+        var output = new RecordingStream { Stalled = true };
+        var (logger, sink) = Create(output, TimeSpan.FromMilliseconds(1), flushAt: 256, waitAt: 1024);
+        logger.Information(new string('z', 300)); // taken by the writer, which stalls
+        await Task.Delay(100, TestContext.Current.CancellationToken);
+        var disposing = Task.Run(sink.Dispose, TestContext.Current.CancellationToken);
+
+        var logging = Task.Run(() =>
+        {
+            for (var i = 0; i < 100; i++) logger.Information(new string('w', 99));
+        }, TestContext.Current.CancellationToken);
+        await Task.Delay(300, TestContext.Current.CancellationToken);
+        Assert.False(logging.IsCompleted, "10 KB went into a stopping sink whose output takes nothing");
+
+        output.Resume();
+        await Task.WhenAll(disposing, logging).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        Assert.Equal(101, output.Text().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
+    [Fact]
+    public void AnEventLoggedByTheWriterItselfIsDropped()
+    {
+        // Say the output logs into the same logger (a SelfLog routed back into it): each batch would make another,
+        // forever, and with the buffer full the writer would wait for itself.
+        Serilog.Core.Logger? logger = null;
+        var output = new RecordingStream { OnWrite = () => logger!.Information("again") };
+        (logger, var sink) = Create(output, TimeSpan.FromMilliseconds(1));
+        logger.Information("first");
+        Assert.True(SpinWait.SpinUntil(() => output.WritesStarted >= 1, TimeSpan.FromSeconds(10)));
+        Thread.Sleep(100);
+        sink.Dispose();
+
+        Assert.Equal("first\n", output.Text());
+        Assert.Equal(1, output.WritesStarted);
+    }
+
+    [Fact]
+    public void AnIntervalPastAMinuteIsRefusedWhenConfigured()
+    {
+        // Monitor.Wait takes no more than 24 days: a longer interval would have ended the writer thread, and the process.
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BatchedConsoleSink(LineFormatter, new RecordingStream(), TimeSpan.FromDays(30)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BatchedConsoleSink(LineFormatter, new RecordingStream(), TimeSpan.FromMinutes(-1)));
     }
 
     [Fact]
@@ -94,7 +159,7 @@ public sealed class BatchedConsoleSinkTests
     public void AnEventAfterDisposalIsWrittenAtOnce()
     {
         var output = new RecordingStream();
-        var (logger, sink) = Create(output, TimeSpan.FromHours(1));
+        var (logger, sink) = Create(output, TimeSpan.FromMinutes(1));
         logger.Information("before");
         sink.Dispose();
         Assert.Equal("before\n", output.Text());
@@ -113,7 +178,9 @@ public sealed class BatchedConsoleSinkTests
             var output = new RecordingStream { Failing = true };
             var (logger, sink) = Create(output, TimeSpan.FromMilliseconds(1));
             logger.Information("lost");
-            SpinWait.SpinUntil(() => { lock (selfLog) return selfLog.Length > 0; }, TimeSpan.FromSeconds(10)); // the batch failed
+            // SelfLog is the whole process's: wait for this sink's own line, not for any line.
+            Assert.True(SpinWait.SpinUntil(() => { lock (selfLog) return selfLog.ToString().Contains("Console log lost", StringComparison.Ordinal); },
+                TimeSpan.FromSeconds(10)), "the failed batch was not reported");
             output.Failing = false;
             logger.Information("kept");
             sink.Dispose();
@@ -127,12 +194,12 @@ public sealed class BatchedConsoleSinkTests
         }
     }
 
-    private static async Task WaitUntil(Func<bool> condition)
+    private static async Task WaitUntil(Func<bool> condition, TimeSpan? within = null)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
         while (!condition())
         {
-            Assert.True(DateTime.UtcNow < deadline, "the line was not written in 10 s");
+            Assert.True(DateTime.UtcNow < deadline, $"the line was not written within {within ?? TimeSpan.FromSeconds(10)}");
             await Task.Delay(10, TestContext.Current.CancellationToken);
         }
     }
@@ -150,6 +217,19 @@ public sealed class BatchedConsoleSinkTests
 
         public volatile bool Failing;
 
+        public TimeSpan WriteDelay { get; init; }
+
+        public Action? OnWrite { get; init; }
+
+        private long _firstWriteEnded;
+        private long _secondWriteStarted;
+        private int _writesStarted;
+
+        public int WritesStarted => Volatile.Read(ref _writesStarted);
+
+        /// <summary>From the end of the first write to the start of the second.</summary>
+        public TimeSpan GapBeforeSecondWrite => System.Diagnostics.Stopwatch.GetElapsedTime(_firstWriteEnded, _secondWriteStarted);
+
         public void Resume() => _running.Set();
 
         public string Text()
@@ -162,8 +242,13 @@ public sealed class BatchedConsoleSinkTests
         public override void Write(ReadOnlySpan<byte> buffer)
         {
             _running.Wait();
+            var started = Interlocked.Increment(ref _writesStarted);
+            if (started == 2) _secondWriteStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (WriteDelay > TimeSpan.Zero) Thread.Sleep(WriteDelay);
             if (Failing) throw new IOException("output closed");
             lock (_written) _written.Write(buffer);
+            if (started == 1) _firstWriteEnded = System.Diagnostics.Stopwatch.GetTimestamp();
+            OnWrite?.Invoke();
         }
 
         public override void Flush()

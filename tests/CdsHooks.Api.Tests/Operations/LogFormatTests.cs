@@ -46,6 +46,28 @@ public sealed class LogFormatTests
         Assert.Matches(@"^\[\d\d:\d\d:\d\d INF\] HTTP POST ", line);
     }
 
+    [Fact]
+    public async Task TheLastLinesAreWrittenWhenTheServiceStops()
+    {
+        // Lines wait up to the sink's interval (here a minute, so none is written by it); stopping the service as a
+        // container runtime does must write them, not drop them with the process.
+        Assert.SkipWhen(OperatingSystem.IsWindows(), "SIGTERM is how Linux container runtimes stop the service");
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Serilog__MinimumLevel__Default"] = "Information",
+            ["Serilog__WriteTo__0__Args__interval"] = "00:01:00",
+        });
+        using var client = new HttpClient();
+        var response = await client.PostJson(service.BaseUrl + Service, Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        static bool IsRequestLine(string l) => l.Contains("HTTP POST /cds-services/medication-safety-order-sign responded 200", StringComparison.Ordinal);
+        Assert.DoesNotContain(service.Output, IsRequestLine); // still waiting in the sink
+
+        Assert.Equal(0, await service.StopAsync());
+        Assert.Contains(service.Output, IsRequestLine);
+        Assert.Contains(service.Output, l => l.Contains("Application is shutting down", StringComparison.Ordinal));
+    }
+
     /// <summary>Sends the index sample and returns the one output line that is its request event.</summary>
     private static async Task<string> RequestLine(ServiceProcess service, Func<string, bool> isRequestEvent)
     {
