@@ -24,8 +24,9 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
         var ordered = PatientContextBuilder.NewMedications(request, local.Medications);
         if (!_evaluator.AnyRuleConcerns(ordered) && !ordered.Any(m => m.UnresolvedReference is not null)) return HookResult.Empty;
 
-        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, cancellationToken);
-        var newMedications = PatientContextBuilder.NewMedications(request, data.Medications);
+        // Most calls have nothing to complete and get the same data back: their new orders are described already.
+        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, local, cancellationToken);
+        var newMedications = ReferenceEquals(data, local) ? ordered : PatientContextBuilder.NewMedications(request, data.Medications);
         var today = DateOnly.FromDateTime(time.GetLocalNow().Date);
         var patient = PatientContextBuilder.Build(request, data, newMedications, today);
         var result = Respond(_evaluator.Evaluate(patient));
@@ -45,8 +46,8 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
             return (HookResult.Empty, _evaluator.Explain(new PatientContext(null, ordered, new HashSet<string>(), today)));
         }
 
-        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, cancellationToken);
-        var patient = PatientContextBuilder.Build(request, data, PatientContextBuilder.NewMedications(request, data.Medications), today);
+        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, local, cancellationToken);
+        var patient = PatientContextBuilder.Build(request, data, ReferenceEquals(data, local) ? ordered : PatientContextBuilder.NewMedications(request, data.Medications), today);
         return (Respond(_evaluator.Evaluate(patient)), _evaluator.Explain(patient));
     }
 

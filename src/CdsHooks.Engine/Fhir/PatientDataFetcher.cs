@@ -20,15 +20,35 @@ public sealed record PatientData(
     public Prefetched For(string key) => Data.TryGetValue(key, out var p) ? p : Prefetched.Absent;
 
     /// <summary>What the request itself carries: prefetch, and the Medication resources in its Bundles.</summary>
-    public static PatientData FromRequest(HookRequest request) => new(request.Prefetch, LocalMedications(request), new Dictionary<string, string>());
+    public static PatientData FromRequest(HookRequest request) => new(request.Prefetch, LocalMedications(request), NoProblems);
 
-    internal static Dictionary<string, Medication> LocalMedications(HookRequest request) =>
-        request.NewOrders.Concat(request.OtherDraftOrders)
-            .Concat(request.Prefetch.Values.Select(p => p.Resource).OfType<Bundle>().SelectMany(b => b.Entry).Select(e => e.Resource).OfType<Resource>())
-            .OfType<Medication>()
-            .Where(m => m.Id is not null)
-            .DistinctBy(m => m.Id)
-            .ToDictionary(m => "Medication/" + m.Id);
+    private static readonly IReadOnlyDictionary<string, string> NoProblems = new Dictionary<string, string>();
+
+    // Loops rather than LINQ chains: every hook call runs this, over every entry of every prefetch Bundle.
+    internal static Dictionary<string, Medication> LocalMedications(HookRequest request)
+    {
+        var medications = new Dictionary<string, Medication>(StringComparer.Ordinal);
+        AddAll(request.NewOrders, medications);
+        AddAll(request.OtherDraftOrders, medications);
+        foreach (var prefetched in request.Prefetch.Values)
+        {
+            if (prefetched.Resource is not Bundle bundle) continue;
+            for (var i = 0; i < bundle.Entry.Count; i++) Add(bundle.Entry[i]?.Resource, medications);
+        }
+
+        return medications;
+
+        static void AddAll(IReadOnlyList<Resource> resources, Dictionary<string, Medication> into)
+        {
+            for (var i = 0; i < resources.Count; i++) Add(resources[i], into);
+        }
+    }
+
+    // The first Medication with an id wins, as it did when they were found in order and made distinct by id.
+    private static void Add(Resource? resource, Dictionary<string, Medication> into)
+    {
+        if (resource is Medication { Id: { } id } medication) into.TryAdd("Medication/" + id, medication);
+    }
 }
 
 /// <summary>
@@ -45,17 +65,27 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
 
     private readonly ILogger _logger = logger ?? NullLogger<PatientDataFetcher>.Instance;
 
-    public async Task<PatientData> CompleteAsync(HookRequest request, CancellationToken cancellationToken)
+    public Task<PatientData> CompleteAsync(HookRequest request, CancellationToken cancellationToken) =>
+        CompleteAsync(request, PatientData.FromRequest(request), cancellationToken);
+
+    /// <summary>Completes <paramref name="local"/>, which must be <see cref="PatientData.FromRequest"/> of this request
+    /// (the engine has it already); returned as it is when nothing is missing, as in most calls.</summary>
+    internal async Task<PatientData> CompleteAsync(HookRequest request, PatientData local, CancellationToken cancellationToken)
     {
+        List<string>? missing = null;
+        foreach (var key in PrefetchKeys.Templates.Keys)
+        {
+            var prefetched = request.PrefetchFor(key);
+            if (prefetched.State is PrefetchState.Absent or PrefetchState.Failed || NextLink(prefetched.Resource) is not null) (missing ??= []).Add(key);
+        }
+
+        var unresolved = UnresolvedReferences(request, request.Prefetch.Values, local.Medications);
+        if (missing is null && unresolved.Count == 0) return local;
+
+        var wanted = missing ?? [];
         var data = new Dictionary<string, Prefetched>(request.Prefetch);
         var problems = new Dictionary<string, string>();
-        var medications = PatientData.LocalMedications(request);
-        var wanted = PrefetchKeys.Templates.Keys
-            .Where(key => request.PrefetchFor(key).State is PrefetchState.Absent or PrefetchState.Failed || NextLink(request.PrefetchFor(key).Resource) is not null)
-            .ToList();
-        var unresolved = UnresolvedReferences(request, data.Values, medications);
-        if (wanted.Count == 0 && unresolved.Count == 0) return new PatientData(data, medications, problems);
-
+        var medications = new Dictionary<string, Medication>(local.Medications, StringComparer.Ordinal);
         var refusal = request.FhirServer is null || request.FhirAuthorization is null
             ? "the request has no fhirServer with fhirAuthorization, and prefetch did not provide it"
             : options.Refusal(request.FhirServer);
@@ -308,17 +338,41 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         reference.StartsWith("Medication/", StringComparison.Ordinal) && reference.Length is > 11 and <= 75
         && reference[11..].All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.') && reference[11..] is not ("." or "..");
 
-    private static string? NextLink(Resource? resource) =>
-        (resource as Bundle)?.Link.FirstOrDefault(l => l.Relation == "next")?.Url;
+    private static string? NextLink(Resource? resource)
+    {
+        if (resource is not Bundle bundle) return null;
+        for (var i = 0; i < bundle.Link.Count; i++)
+        {
+            if (bundle.Link[i] is { Relation: "next" } link) return link.Url;
+        }
 
-    private static List<string> UnresolvedReferences(HookRequest request, IEnumerable<Prefetched> data, Dictionary<string, Medication> known) =>
-        [.. request.NewOrders.Concat(request.OtherDraftOrders)
-            .Concat(data.Select(p => p.Resource).OfType<Bundle>().SelectMany(b => b.Entry).Select(e => e.Resource).OfType<Resource>())
-            .OfType<MedicationRequest>()
-            .Select(m => (m.Medication as ResourceReference)?.Reference)
-            .OfType<string>()
-            .Where(r => IsLocalMedicationReference(r) && !known.ContainsKey(r))
-            .Distinct()];
+        return null;
+    }
+
+    // The references of orders and prefetched MedicationRequests that name a Medication on the server not known yet,
+    // each once, in the order met. Loops, not LINQ: every hook call asks, and almost always finds none.
+    private static List<string> UnresolvedReferences(HookRequest request, IEnumerable<Prefetched> data, IReadOnlyDictionary<string, Medication> known)
+    {
+        var unresolved = new List<string>();
+        for (var i = 0; i < request.NewOrders.Count; i++) Check(request.NewOrders[i], known, unresolved);
+        for (var i = 0; i < request.OtherDraftOrders.Count; i++) Check(request.OtherDraftOrders[i], known, unresolved);
+        foreach (var prefetched in data)
+        {
+            if (prefetched.Resource is not Bundle bundle) continue;
+            for (var i = 0; i < bundle.Entry.Count; i++) Check(bundle.Entry[i]?.Resource, known, unresolved);
+        }
+
+        return unresolved;
+
+        static void Check(Resource? resource, IReadOnlyDictionary<string, Medication> known, List<string> unresolved)
+        {
+            if (resource is MedicationRequest { Medication: ResourceReference { Reference: { } reference } }
+                && IsLocalMedicationReference(reference) && !known.ContainsKey(reference) && !unresolved.Contains(reference))
+            {
+                unresolved.Add(reference);
+            }
+        }
+    }
 }
 
 /// <summary>A FHIR server answer the service cannot use; the message says why without quoting the answer.</summary>
