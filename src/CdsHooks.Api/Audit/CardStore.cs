@@ -278,18 +278,112 @@ public sealed class CardStore : IDisposable
         // Queued cards are taken before the query: a card the writer commits in between is then counted twice, which
         // changes no fatigue decision, instead of missed (taken after the query, it could have left the queue for a
         // row the query did not yet see).
+        cancellationToken.ThrowIfCancellationRequested();
         var queued = _writer.Pending(patientHash, since);
+        var history = _sqlite ? ReadHistory(patientHash, since.ToUnixTimeMilliseconds()) : await QueryHistoryAsync(patientHash, since, cancellationToken);
+        foreach (var c in queued) history.Add(new PastCard(c.RuleId, c.Drugs, c.EncounterHash, c.Indicator, c.IssuedAt, null, null, null));
+        return history;
+    }
+
+    private const string HistoryQuery = """
+        SELECT c.rule_id, c.drugs, c.encounter_hash, c.indicator, c.issued_at, f.outcome, f.override_code, f.outcome_at, f.accepted_change
+        FROM issued_card c LEFT JOIN card_feedback f ON f.card_uuid = c.card_uuid
+        WHERE c.patient_hash = @patientHash AND (c.issued_at >= @since OR f.outcome_at >= @since)
+        """;
+
+    private async Task<List<PastCard>> QueryHistoryAsync(string patientHash, DateTimeOffset since, CancellationToken cancellationToken)
+    {
         await using var connection = await OpenForReadAsync(cancellationToken);
         var rows = await connection.QueryAsync<(string RuleId, string Drugs, string? EncounterHash, string Indicator, long IssuedAt, string? Outcome, string? OverrideCode, long? OutcomeAt, long? AcceptedChange)>(
-            """
-            SELECT c.rule_id, c.drugs, c.encounter_hash, c.indicator, c.issued_at, f.outcome, f.override_code, f.outcome_at, f.accepted_change
-            FROM issued_card c LEFT JOIN card_feedback f ON f.card_uuid = c.card_uuid
-            WHERE c.patient_hash = @patientHash AND (c.issued_at >= @since OR f.outcome_at >= @since)
-            """,
-            new { patientHash, since = since.ToUnixTimeMilliseconds() });
+            HistoryQuery, new { patientHash, since = since.ToUnixTimeMilliseconds() });
         return [.. rows.Select(r => new PastCard(r.RuleId, r.Drugs, r.EncounterHash, Parse(r.Indicator), DateTimeOffset.FromUnixTimeMilliseconds(r.IssuedAt),
-            r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, r.AcceptedChange == 1)),
-            .. queued.Select(c => new PastCard(c.RuleId, c.Drugs, c.EncounterHash, c.Indicator, c.IssuedAt, null, null, null))];
+            r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, r.AcceptedChange == 1))];
+    }
+
+    // SQLite: the history query compiled once for each connection kept for it, not once per call. Parsing and planning
+    // it again on every hook call with cards (the fatigue controls ask each time) was about as much of the audit
+    // trail's CPU as running it (docs/performance.md). A connection is borrowed for one query at a time; one that fails
+    // is closed, not returned. Microsoft.Data.Sqlite runs its async methods synchronously, so these are synchronous too.
+    private readonly System.Collections.Concurrent.ConcurrentQueue<HistoryReader> _historyReaders = new();
+
+    private int _disposed;
+
+    private List<PastCard> ReadHistory(string patientHash, long since)
+    {
+        if (!_historyReaders.TryDequeue(out var reader)) reader = new HistoryReader(_connectionString);
+        var kept = false;
+        try
+        {
+            var history = reader.Read(patientHash, since);
+            kept = true;
+            return history;
+        }
+        finally
+        {
+            if (kept && Volatile.Read(ref _disposed) == 0 && _historyReaders.Count < Environment.ProcessorCount * 4)
+            {
+                _historyReaders.Enqueue(reader);
+                if (Volatile.Read(ref _disposed) != 0) CloseHistoryReaders(); // disposed meanwhile: nothing left open
+            }
+            else
+            {
+                reader.Dispose();
+            }
+        }
+    }
+
+    private void CloseHistoryReaders()
+    {
+        while (_historyReaders.TryDequeue(out var reader)) reader.Dispose();
+    }
+
+    private sealed class HistoryReader : IDisposable
+    {
+        private readonly SqliteConnection _connection;
+        private readonly SqliteCommand _query;
+        private readonly SqliteParameter _patient;
+        private readonly SqliteParameter _since;
+
+        public HistoryReader(string connectionString)
+        {
+            _connection = new SqliteConnection(connectionString);
+            try
+            {
+                _connection.Open();
+                _query = _connection.CreateCommand();
+                _query.CommandText = HistoryQuery;
+                _patient = _query.Parameters.Add("@patientHash", SqliteType.Text);
+                _since = _query.Parameters.Add("@since", SqliteType.Integer);
+            }
+            catch
+            {
+                _connection.Dispose();
+                throw;
+            }
+        }
+
+        public List<PastCard> Read(string patientHash, long since)
+        {
+            _patient.Value = patientHash;
+            _since.Value = since;
+            var history = new List<PastCard>();
+            using var rows = _query.ExecuteReader();
+            while (rows.Read())
+            {
+                history.Add(new PastCard(rows.GetString(0), rows.GetString(1), rows.IsDBNull(2) ? null : rows.GetString(2), Parse(rows.GetString(3)),
+                    DateTimeOffset.FromUnixTimeMilliseconds(rows.GetInt64(4)), rows.IsDBNull(5) ? null : rows.GetString(5),
+                    rows.IsDBNull(6) ? null : rows.GetString(6), rows.IsDBNull(7) ? null : DateTimeOffset.FromUnixTimeMilliseconds(rows.GetInt64(7)),
+                    !rows.IsDBNull(8) && rows.GetInt64(8) == 1));
+            }
+
+            return history;
+        }
+
+        public void Dispose()
+        {
+            _query.Dispose();
+            _connection.Dispose();
+        }
     }
 
     /// <summary>The uuids among <paramref name="cardUuids"/> that this service issued, with their suggestions
@@ -417,6 +511,8 @@ public sealed class CardStore : IDisposable
     public void Dispose()
     {
         _writer.Dispose(); // writes what is queued
+        Volatile.Write(ref _disposed, 1);
+        CloseHistoryReaders();
         _postgres?.Dispose();
     }
 }
