@@ -66,6 +66,30 @@ public sealed class CardWriterTests : IDisposable
         Assert.Equal(cards.Count, known.Count);
     }
 
+    [Fact]
+    public async Task HistoryReadsAtOnceEachSeeTheirOwnPatient()
+    {
+        // SQLite's history reads share a few kept connections, each with its query prepared once: a connection lent to
+        // two readers at once, or parameters left from another call, would show one patient another's cards.
+        using var store = Store();
+        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        var now = DateTimeOffset.UtcNow;
+        var patients = Enumerable.Range(0, 12).Select(p => new string((char)('a' + p), 64)).ToList();
+        await store.RecordCardsAsync([.. patients.SelectMany((patient, p) => Enumerable.Range(0, p + 1).Select(i =>
+            Card(i, now) with { PatientHash = patient, Drugs = $"{p}:{i}" }))], TestContext.Current.CancellationToken);
+
+        var reads = await Task.WhenAll(Enumerable.Range(0, 400).Select(n => Task.Run(async () =>
+        {
+            var p = n % patients.Count;
+            return (p, History: await store.HistoryAsync(patients[p], now.AddMinutes(-1), TestContext.Current.CancellationToken));
+        }, TestContext.Current.CancellationToken)));
+
+        foreach (var (p, history) in reads)
+        {
+            Assert.Equal(Enumerable.Range(0, p + 1).Select(i => $"{p}:{i}").Order(StringComparer.Ordinal), history.Select(h => h.DrugsKey).Order(StringComparer.Ordinal));
+        }
+    }
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
