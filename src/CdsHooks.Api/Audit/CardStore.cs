@@ -303,7 +303,8 @@ public sealed class CardStore : IDisposable
     // SQLite: the history query compiled once for each connection kept for it, not once per call. Parsing and planning
     // it again on every hook call with cards (the fatigue controls ask each time) was about as much of the audit
     // trail's CPU as running it (docs/performance.md). A connection is borrowed for one query at a time; one that fails
-    // is closed, not returned. Microsoft.Data.Sqlite runs its async methods synchronously, so these are synchronous too.
+    // is closed, not returned; at most two per core are kept, open for the store's life as the connection pool's were.
+    // Microsoft.Data.Sqlite runs its async methods synchronously, so these are synchronous too.
     private readonly System.Collections.Concurrent.ConcurrentQueue<HistoryReader> _historyReaders = new();
 
     private int _disposed;
@@ -320,10 +321,13 @@ public sealed class CardStore : IDisposable
         }
         finally
         {
-            if (kept && Volatile.Read(ref _disposed) == 0 && _historyReaders.Count < Environment.ProcessorCount * 4)
+            if (kept && Volatile.Read(ref _disposed) == 0 && _historyReaders.Count < Environment.ProcessorCount * 2)
             {
                 _historyReaders.Enqueue(reader);
-                if (Volatile.Read(ref _disposed) != 0) CloseHistoryReaders(); // disposed meanwhile: nothing left open
+                // Disposed meanwhile: nothing left open. A full fence here and in Dispose, so that one of the two sees
+                // the other's write.
+                Interlocked.MemoryBarrier();
+                if (Volatile.Read(ref _disposed) != 0) CloseHistoryReaders();
             }
             else
             {
@@ -511,7 +515,7 @@ public sealed class CardStore : IDisposable
     public void Dispose()
     {
         _writer.Dispose(); // writes what is queued
-        Volatile.Write(ref _disposed, 1);
+        Interlocked.Exchange(ref _disposed, 1);
         CloseHistoryReaders();
         _postgres?.Dispose();
     }

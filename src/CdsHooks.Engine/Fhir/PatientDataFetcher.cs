@@ -22,7 +22,7 @@ public sealed record PatientData(
     /// <summary>What the request itself carries: prefetch, and the Medication resources in its Bundles.</summary>
     public static PatientData FromRequest(HookRequest request) => new(request.Prefetch, LocalMedications(request), NoProblems);
 
-    private static readonly IReadOnlyDictionary<string, string> NoProblems = new Dictionary<string, string>();
+    private static readonly IReadOnlyDictionary<string, string> NoProblems = System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 
     // Loops rather than LINQ chains: every hook call runs this, over every entry of every prefetch Bundle.
     internal static Dictionary<string, Medication> LocalMedications(HookRequest request)
@@ -72,6 +72,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     /// (the engine has it already); returned as it is when nothing is missing, as in most calls.</summary>
     internal async Task<PatientData> CompleteAsync(HookRequest request, PatientData local, CancellationToken cancellationToken)
     {
+        System.Diagnostics.Debug.Assert(ReferenceEquals(local.Data, request.Prefetch), "local must be PatientData.FromRequest(request)");
         List<string>? missing = null;
         foreach (var key in PrefetchKeys.Templates.Keys)
         {
