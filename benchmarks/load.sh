@@ -9,6 +9,7 @@
 # Needs: wrk and hey (apt-get install wrk hey), curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benchmarks/common.sh
 seconds=${1:-20}
 work=$(mktemp -d /tmp/cds-hooks-load.XXXXXX)
 service_url=http://127.0.0.1:5091/cds-services/medication-safety-order-sign
@@ -29,59 +30,7 @@ dotnet publish benchmarks/Baseline -c Release -o "$work/baseline" >/dev/null
 dotnet publish benchmarks/SlowFhirServer -c Release -o "$work/fhir" >/dev/null
 dotnet build benchmarks/CdsHooks.Benchmarks -c Release >/dev/null
 dotnet benchmarks/CdsHooks.Benchmarks/bin/Release/net10.0/CdsHooks.Benchmarks.dll --write-requests "$work" http://127.0.0.1:5095/fhir
-cat > "$work/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local file = io.open(os.getenv("BODY"), "rb")
-wrk.body = file:read("*a")
-file:close()
-LUA
-# Authenticated calls: each request its own token (a replayed jti is refused). wrk's threads share no state, so
-# thread k takes tokens START + k, START + k + THREADS, ...; a run that outgrows the file shows as non-2xx answers.
-cat > "$work/auth.lua" <<'LUA'
-local tokens = {}
-for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
-local file = io.open(os.getenv("BODY"), "rb")
-local body = file:read("*a")
-file:close()
-local counter = 0
-function setup(thread)
-  thread:set("offset", counter)
-  counter = counter + 1
-end
-function init(args)
-  step = tonumber(os.getenv("THREADS"))
-  i = tonumber(os.getenv("START")) + offset - step
-end
-function request()
-  i = i + step
-  local token = tokens[(i % #tokens) + 1]
-  return wrk.format("POST", nil, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }, body)
-end
-LUA
-# Each call for a patient drawn at random among PATIENTS: the body with its patient id (PATIENT) replaced.
-cat > "$work/patients.lua" <<'LUA'
-local file = io.open(os.getenv("BODY"), "rb")
-local body = file:read("*a")
-file:close()
-local id = os.getenv("PATIENT"):gsub("%p", "%%%0")
-local patients = tonumber(os.getenv("PATIENTS"))
-local counter = 0
-function setup(thread)
-  thread:set("seed", counter)
-  counter = counter + 1
-end
-function init(args)
-  math.randomseed(os.time() * 16 + seed)
-end
-function request()
-  local patient = "load-" .. math.random(1, patients)
-  return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, (body:gsub(id, patient)))
-end
-LUA
-
-# Waits until the service on that loopback port answers its liveness endpoint.
-wait_live() { for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$1/health/live")" = 200 ] && break; sleep 0.05; done; }
+write_lua "$work"
 
 # Every process started here is stopped when the script ends, however it ends.
 service= baseline= fhir= pages= cold= authenticated= fatigue=
@@ -111,11 +60,6 @@ fhir=$!
 ASPNETCORE_URLS=http://127.0.0.1:5095 dotnet "$work/fhir/SlowFhirServer.dll" --delay-ms 0 --request "$work/heavy-paged.json" --pages "$work/heavy-pages.json" >"$work/pages.log" 2>&1 &
 pages=$!
 
-p99() { awk '/99%% in|99% in/ {print $3 * 1000}' ; }
-rps() { awk '/Requests\/sec/ {print $2}' ; }
-# CPU time a process has used (user and system), in clock ticks; and µs of it per call between two readings.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" ; }
-per_call() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", t * 1000000 / hz / n; else print "?" }' ; }
 # hey's answers other than 200, and its errors (timeouts, refused connections): a degraded path must not pass for a fast one.
 not_ok() { awk '/^Status code distribution/ { s = 1; e = 0 } /^Error distribution/ { e = 1; s = 0 }
   /^ *\[[0-9]+\]/ { gsub(/[\[\]]/, "", $1); if (s && $1 != 200) n += $2; if (e) n += $1 } END { print n + 0 }' ; }

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Two builds of the service, run alternately (docs/performance.md): on a shared machine one run moves by 10-20%, so a
+# change is judged by pairs, the two builds one after the other, each started fresh with a new audit database and
+# warmed up, rather than by two load runs hours apart.
+#   benchmarks/compare.sh REV_A REV_B [pairs, default 5] [mode, default saturation]
+#   REV: a git revision, published from a worktree, or "." for the working tree as it is
+#   mode saturation: the typical request with wrk at 64 connections, the fatigue controls off (as load.sh measures it)
+#   mode site: the fatigue controls on and 100,000 patients at random (load.sh's run "as a site runs it")
+#   mode bursts: hey at 50 connections of 20 calls/s each, all started together: bursts of 50 (three 5-second runs)
+# Each run prints the service's CPU per call in µs (/proc/PID/stat around the measurement) and the requests/s, or for
+# bursts each run's p99. Both builds are on the shared framework (dotnet publish -c Release).
+# Needs: wrk and hey (apt-get install wrk hey), curl, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. benchmarks/common.sh
+[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+rev_a=$1 rev_b=$2 pairs=${3:-5} mode=${4:-saturation}
+case $mode in saturation | site | bursts) ;; *) echo "mode is saturation, site or bursts" >&2; exit 2 ;; esac
+work=$(mktemp -d /tmp/cds-hooks-compare.XXXXXX)
+url=http://127.0.0.1:5098/cds-services/medication-safety-order-sign
+
+service=
+trap 'kill $service 2>/dev/null || true; for w in "$work"/tree-*; do [ -d "$w" ] && git worktree remove --force "$w"; done; rm -rf "$work"' EXIT
+
+# Publishes revision $1 into $work/$2.
+publish() {
+  local source=.
+  if [ "$1" != . ]; then
+    source="$work/tree-$2"
+    git worktree add --detach "$source" "$1" >/dev/null 2>&1
+  fi
+  echo "building $1 (Release)..."
+  dotnet publish "$source/src/CdsHooks.Api" -c Release -o "$work/$2" >/dev/null
+}
+publish "$rev_a" a
+publish "$rev_b" b
+dotnet build benchmarks/CdsHooks.Benchmarks -c Release >/dev/null
+dotnet benchmarks/CdsHooks.Benchmarks/bin/Release/net10.0/CdsHooks.Benchmarks.dll --write-requests "$work" http://127.0.0.1:5095/fhir
+write_lua "$work"
+patient=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["context"]["patientId"])' "$work/typical.json")
+fatigue=false script=post.lua
+if [ "$mode" = site ]; then fatigue=true script=patients.lua; fi
+
+# One run of build $1 ($2 is its label): started, warmed, measured, stopped.
+run() {
+  rm -f "$work"/audit.db*
+  ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:5098 Playground__Enabled=false \
+    Fatigue__Enabled=$fatigue Fatigue__RepeatWindow=00:00:00 Audit__ConnectionString="Data Source=$work/audit.db" \
+    Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 dotnet "$work/$1/CdsHooks.Api.dll" >"$work/service-$1.log" 2>&1 &
+  service=$!
+  wait_live 5098
+  PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c32 -d10s -s "$work/$script" $url >/dev/null
+  local line="$2:" before out
+  if [ "$mode" = bursts ]; then
+    hey -z 5s -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $url >/dev/null
+    for _ in 1 2 3; do
+      before=$(ticks $service)
+      hey -z 5s -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $url >"$work/bursts.hey"
+      line="$line $(per_call $(( $(ticks $service) - before )) "$(awk '/^ *\[200\]/ { print $2 }' "$work/bursts.hey")") µs/call p99 $(p99 <"$work/bursts.hey") ms;"
+    done
+  else
+    before=$(ticks $service)
+    out=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d10s -s "$work/$script" $url)
+    line="$line $(per_call $(( $(ticks $service) - before )) "$(echo "$out" | awk '/requests in/ { print $1 }')") µs/call, $(echo "$out" | rps) requests/s, $(echo "$out" | awk '/Non-2xx/ { print $5 }' | grep . || echo 0) not 2xx"
+  fi
+  kill $service
+  wait $service 2>/dev/null || true
+  service=
+  echo "$line"
+}
+
+echo "$mode, $pairs pairs: A = $rev_a, B = $rev_b"
+for _ in $(seq 1 "$pairs"); do
+  run a A
+  run b B
+done
