@@ -22,9 +22,11 @@ public sealed class BenchmarkSmokeTests
         }
     }
 
-    private static async Task<(int ExitCode, string Output, string Errors)> RunAsync(params string[] arguments)
+    private static Task<(int ExitCode, string Output, string Errors)> RunAsync(params string[] arguments) => RunProcessAsync("dotnet", arguments);
+
+    private static async Task<(int ExitCode, string Output, string Errors)> RunProcessAsync(string executable, params string[] arguments)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repository.Root };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
@@ -50,6 +52,26 @@ public sealed class BenchmarkSmokeTests
         {
             Directory.Delete(artifacts, recursive: true);
         }
+    }
+
+    /// <summary>The load scripts need wrk, hey and minutes of a quiet machine, so they do not run here; but they must
+    /// parse, and compare.sh must find what it sources and refuse a mode it does not know before it builds anything.</summary>
+    [Fact]
+    public async Task TheLoadScriptsParseAndCompareRefusesAnUnknownMode()
+    {
+        foreach (var script in new[] { "load.sh", "compare.sh", "common.sh" })
+        {
+            var (exitCode, output, errors) = await RunProcessAsync("bash", "-n", Path.Combine("benchmarks", script));
+            Assert.True(exitCode == 0, $"{script}: {output}{errors}");
+        }
+
+        var usage = await RunProcessAsync("bash", Path.Combine("benchmarks", "compare.sh"));
+        Assert.Equal(2, usage.ExitCode);
+        Assert.Contains("benchmarks/compare.sh REV_A REV_B", usage.Errors, StringComparison.Ordinal);
+
+        var wrongMode = await RunProcessAsync("bash", Path.Combine("benchmarks", "compare.sh"), "HEAD", ".", "1", "fastest");
+        Assert.Equal(2, wrongMode.ExitCode);
+        Assert.Contains("mode is saturation, site or bursts", wrongMode.Errors, StringComparison.Ordinal);
     }
 
     [Fact]
