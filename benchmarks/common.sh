@@ -11,22 +11,27 @@ local file = io.open(os.getenv("BODY"), "rb")
 wrk.body = file:read("*a")
 file:close()
 LUA
-# Authenticated calls: each request its own token (a replayed jti is refused). wrk's threads share no state, so
-# thread k takes tokens START + k, START + k + THREADS, ...; a run that outgrows the file shows as non-2xx answers.
-cat > "$1/auth.lua" <<'LUA'
-local tokens = {}
-for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+# The body (BODY) read once, and each of wrk's threads given its number (thread_number, from 0): they share no state.
+local prelude
+prelude=$(cat <<'LUA'
 local file = io.open(os.getenv("BODY"), "rb")
 local body = file:read("*a")
 file:close()
 local counter = 0
 function setup(thread)
-  thread:set("offset", counter)
+  thread:set("thread_number", counter)
   counter = counter + 1
 end
+LUA
+)
+# Authenticated calls: each request its own token (a replayed jti is refused). Thread k takes tokens START + k,
+# START + k + THREADS, ...; a run that outgrows the file shows as non-2xx answers.
+{ echo "$prelude"; cat <<'LUA'
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
 function init(args)
   step = tonumber(os.getenv("THREADS"))
-  i = tonumber(os.getenv("START")) + offset - step
+  i = tonumber(os.getenv("START")) + thread_number - step
 end
 function request()
   i = i + step
@@ -34,26 +39,20 @@ function request()
   return wrk.format("POST", nil, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }, body)
 end
 LUA
+} > "$1/auth.lua"
 # Each call for a patient drawn at random among PATIENTS: the body with its patient id (PATIENT) replaced.
-cat > "$1/patients.lua" <<'LUA'
-local file = io.open(os.getenv("BODY"), "rb")
-local body = file:read("*a")
-file:close()
+{ echo "$prelude"; cat <<'LUA'
 local id = os.getenv("PATIENT"):gsub("%p", "%%%0")
 local patients = tonumber(os.getenv("PATIENTS"))
-local counter = 0
-function setup(thread)
-  thread:set("seed", counter)
-  counter = counter + 1
-end
 function init(args)
-  math.randomseed(os.time() * 16 + seed)
+  math.randomseed(os.time() * 16 + thread_number)
 end
 function request()
   local patient = "load-" .. math.random(1, patients)
   return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, (body:gsub(id, patient)))
 end
 LUA
+} > "$1/patients.lua"
 }
 
 # Waits until the service on that loopback port answers its liveness endpoint.
@@ -61,6 +60,10 @@ wait_live() { for _ in $(seq 1 600); do [ "$(curl -s -o /dev/null -w "%{http_cod
 
 p99() { awk '/99%% in|99% in/ {print $3 * 1000}' ; }
 rps() { awk '/Requests\/sec/ {print $2}' ; }
-# CPU time a process has used (user and system), in clock ticks; and µs of it per call between two readings.
+# CPU time a process has used (user and system), in clock ticks; and µs of it per call since an earlier reading:
+# cpu_since PID TICKS CALLS.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" ; }
-per_call() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", t * 1000000 / hz / n; else print "?" }' ; }
+cpu_since() { awk -v t="$(( $(ticks "$1") - $2 ))" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", t * 1000000 / hz / n; else print "?" }' ; }
+# The calls answered, from wrk's output, and the calls answered 200, from hey's.
+wrk_calls() { awk '/requests in/ { print $1 }' ; }
+hey_ok() { awk '/^ *\[200\]/ { print $2 }' ; }

@@ -56,12 +56,12 @@ run() {
     for _ in 1 2 3; do
       before=$(ticks $service)
       hey -z 5s -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $url >"$work/bursts.hey"
-      line="$line $(per_call $(( $(ticks $service) - before )) "$(awk '/^ *\[200\]/ { print $2 }' "$work/bursts.hey")") µs/call p99 $(p99 <"$work/bursts.hey") ms;"
+      line="$line $(cpu_since $service $before "$(hey_ok < "$work/bursts.hey")") µs/call p99 $(p99 <"$work/bursts.hey") ms;"
     done
   else
     before=$(ticks $service)
     out=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d10s -s "$work/$script" $url)
-    line="$line $(per_call $(( $(ticks $service) - before )) "$(echo "$out" | awk '/requests in/ { print $1 }')") µs/call, $(echo "$out" | rps) requests/s, $(echo "$out" | awk '/Non-2xx/ { print $5 }' | grep . || echo 0) not 2xx"
+    line="$line $(cpu_since $service $before "$(echo "$out" | wrk_calls)") µs/call, $(echo "$out" | rps) requests/s, $(echo "$out" | awk '/Non-2xx/ { print $5 }' | grep . || echo 0) not 2xx"
   fi
   kill $service
   wait $service 2>/dev/null || true

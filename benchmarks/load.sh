@@ -77,7 +77,7 @@ echo "typical request at 1,000 requests/s..."
 # burst), and a burst's p99 is about its whole CPU on the two cores.
 before=$(ticks $service)
 hey -z "${seconds}s" -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $service_url > "$work/bursts.hey"
-burst_cpu=$(per_call $(( $(ticks $service) - before )) "$(awk '/^ *\[200\]/ { print $2 }' "$work/bursts.hey")")
+burst_cpu=$(cpu_since $service $before "$(hey_ok < "$work/bursts.hey")")
 typical_p99=$(p99 < "$work/bursts.hey")
 typical_p99_10=$(hey -z "${seconds}s" -c 10 -q 100 -m POST -T application/json -D "$work/typical.json" $service_url | p99)
 echo "heavy request at 200 requests/s..."
@@ -111,14 +111,14 @@ hey -z 10s -c 20 -q 10 -m POST -T application/json -D "$work/heavy-paged.json" $
 cold_before=$(curl -s http://127.0.0.1:5095/count)
 hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$work/heavy-paged.json" $cold_url > "$work/cold.hey"
 cold_queries=$(( $(curl -s http://127.0.0.1:5095/count) - cold_before ))
-cold_calls=$(awk '/^ *\[200\]/ { print $2 }' "$work/cold.hey")
+cold_calls=$(hey_ok < "$work/cold.hey")
 cold_p99=$(p99 < "$work/cold.hey")
 cold_failed=$(not_ok < "$work/cold.hey")
 kill $cold 2>/dev/null || true
 echo "saturation..."
 before=$(ticks $service)
 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $service_url > "$work/saturation.wrk"
-saturation_cpu=$(per_call $(( $(ticks $service) - before )) "$(awk '/requests in/ { print $1 }' "$work/saturation.wrk")")
+saturation_cpu=$(cpu_since $service $before "$(wrk_calls < "$work/saturation.wrk")")
 service_rps=$(rps < "$work/saturation.wrk")
 baseline_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $baseline_url | rps)
 # FHIR fallback: the typical request without its prefetch, the service fetching the patient's data from a FHIR
@@ -180,13 +180,13 @@ wait_live 5097
 PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c32 -d${warm_seconds}s -s "$work/patients.lua" $fatigue_url >/dev/null
 before=$(ticks $fatigue)
 fatigue_out=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/patients.lua" $fatigue_url)
-fatigue_cpu=$(per_call $(( $(ticks $fatigue) - before )) "$(echo "$fatigue_out" | awk '/requests in/ { print $1 }')")
+fatigue_cpu=$(cpu_since $fatigue $before "$(echo "$fatigue_out" | wrk_calls)")
 fatigue_rps=$(echo "$fatigue_out" | rps)
 fatigue_failed=$(echo "$fatigue_out" | awk '/Non-2xx/ {print $5}')
 fatigue_audit_errors=$(grep -c -e 'Audit trail failed' -e 'Card records not written' "$work/service-fatigue.log" || true)
 before=$(ticks $service)
 fatigue_reference_out=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/patients.lua" $service_url)
-fatigue_reference_cpu=$(per_call $(( $(ticks $service) - before )) "$(echo "$fatigue_reference_out" | awk '/requests in/ { print $1 }')")
+fatigue_reference_cpu=$(cpu_since $service $before "$(echo "$fatigue_reference_out" | wrk_calls)")
 fatigue_reference_rps=$(echo "$fatigue_reference_out" | rps)
 ratio=$(awk -v s="$service_rps" -v b="$baseline_rps" 'BEGIN { printf "%.0f", 100 * s / b }')
 

@@ -24,9 +24,7 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
         var ordered = PatientContextBuilder.NewMedications(request, local.Medications);
         if (!_evaluator.AnyRuleConcerns(ordered) && !ordered.Any(m => m.UnresolvedReference is not null)) return HookResult.Empty;
 
-        // Most calls have nothing to complete and get the same data back: their new orders are described already.
-        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, local, cancellationToken);
-        var newMedications = ReferenceEquals(data, local) ? ordered : PatientContextBuilder.NewMedications(request, data.Medications);
+        var (data, newMedications) = await CompleteAsync(request, local, ordered, cancellationToken);
         var today = DateOnly.FromDateTime(time.GetLocalNow().Date);
         var patient = PatientContextBuilder.Build(request, data, newMedications, today);
         var result = Respond(_evaluator.Evaluate(patient));
@@ -46,9 +44,18 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
             return (HookResult.Empty, _evaluator.Explain(new PatientContext(null, ordered, new HashSet<string>(), today)));
         }
 
-        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, local, cancellationToken);
-        var patient = PatientContextBuilder.Build(request, data, ReferenceEquals(data, local) ? ordered : PatientContextBuilder.NewMedications(request, data.Medications), today);
+        var (data, newMedications) = await CompleteAsync(request, local, ordered, cancellationToken);
+        var patient = PatientContextBuilder.Build(request, data, newMedications, today);
         return (Respond(_evaluator.Evaluate(patient)), _evaluator.Explain(patient));
+    }
+
+    // The request's data completed from the FHIR server where prefetch lacks it, and the new orders described with it.
+    // Most calls have nothing to complete and get the same data back: their new orders are described already.
+    private async Task<(PatientData Data, IReadOnlyList<MedicationUse> NewMedications)> CompleteAsync(HookRequest request, PatientData local,
+        IReadOnlyList<MedicationUse> ordered, CancellationToken cancellationToken)
+    {
+        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, local, cancellationToken);
+        return (data, ReferenceEquals(data, local) ? ordered : PatientContextBuilder.NewMedications(request, data.Medications));
     }
 
     /// <summary>Cards for the problems found, filtered and capped by the site's settings.</summary>

@@ -267,18 +267,15 @@ internal static class ResourceTypes
 
     private static readonly System.Reflection.Assembly[] Assemblies = [typeof(Resource).Assembly, typeof(ValueSet).Assembly, typeof(Patient).Assembly];
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Type?> Known = new(StringComparer.Ordinal);
-
-    private static int _knownCount; // not Known.Count, which takes every lock of the map
+    // Resource types are fewer than the bound, and no longer than 64 letters.
+    private static readonly RememberedValues<Type?> Known = new(MaxRemembered, maxLength: 64);
 
     /// <summary>The concrete resource class of that name, or null.</summary>
     public static Type? Find(string name)
     {
         if (Known.TryGetValue(name, out var known)) return known;
         var type = Lookup(name);
-        // Resource types are fewer than the bound, and no longer than 64 letters: other names sent would otherwise grow
-        // it without end, or pin long strings for the life of the process.
-        if (name.Length <= 64 && Volatile.Read(ref _knownCount) < MaxRemembered && Known.TryAdd(name, type)) Interlocked.Increment(ref _knownCount);
+        Known.Remember(name, type);
         return type;
     }
 

@@ -25,26 +25,26 @@ public sealed record PatientData(
     private static readonly IReadOnlyDictionary<string, string> NoProblems = System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 
     // Loops rather than LINQ chains: every hook call runs this, over every entry of every prefetch Bundle.
-    internal static Dictionary<string, Medication> LocalMedications(HookRequest request)
+    private static Dictionary<string, Medication> LocalMedications(HookRequest request)
     {
         var medications = new Dictionary<string, Medication>(StringComparer.Ordinal);
-        AddAll(request.NewOrders, medications);
-        AddAll(request.OtherDraftOrders, medications);
-        foreach (var prefetched in request.Prefetch.Values)
+        for (var i = 0; i < request.NewOrders.Count; i++) Add(request.NewOrders[i], medications);
+        for (var i = 0; i < request.OtherDraftOrders.Count; i++) Add(request.OtherDraftOrders[i], medications);
+        AddBundled(request.Prefetch.Values, medications);
+        return medications;
+    }
+
+    /// <summary>Adds the Medication resources in these Bundles (prefetch, or prefetch completed from the FHIR server).
+    /// The first with an id wins, as it did when they were found in order and made distinct by id.</summary>
+    internal static void AddBundled(IEnumerable<Prefetched> data, Dictionary<string, Medication> into)
+    {
+        foreach (var prefetched in data)
         {
             if (prefetched.Resource is not Bundle bundle) continue;
-            for (var i = 0; i < bundle.Entry.Count; i++) Add(bundle.Entry[i]?.Resource, medications);
-        }
-
-        return medications;
-
-        static void AddAll(IReadOnlyList<Resource> resources, Dictionary<string, Medication> into)
-        {
-            for (var i = 0; i < resources.Count; i++) Add(resources[i], into);
+            for (var i = 0; i < bundle.Entry.Count; i++) Add(bundle.Entry[i]?.Resource, into);
         }
     }
 
-    // The first Medication with an id wins, as it did when they were found in order and made distinct by id.
     private static void Add(Resource? resource, Dictionary<string, Medication> into)
     {
         if (resource is Medication { Id: { } id } medication) into.TryAdd("Medication/" + id, medication);
@@ -107,10 +107,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
             if (problem is not null) problems[key] = problem;
         }
 
-        foreach (var medication in data.Values.Select(p => p.Resource).OfType<Bundle>().SelectMany(b => b.Entry).Select(e => e.Resource).OfType<Medication>())
-        {
-            if (medication.Id is not null) medications.TryAdd("Medication/" + medication.Id, medication);
-        }
+        PatientData.AddBundled(data.Values, medications);
 
         // Orders that name a Medication on the server ("Medication/123") need it read, in parallel, within what is left.
         unresolved = UnresolvedReferences(request, data.Values, medications);

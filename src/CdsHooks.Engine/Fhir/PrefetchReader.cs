@@ -95,15 +95,11 @@ public static class PrefetchReader
 
     private const int MaxRememberedLength = 256;
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool>[] Validated =
-        [.. Enum.GetValues<Literal>().Select(_ => new System.Collections.Concurrent.ConcurrentDictionary<string, bool>(StringComparer.Ordinal))];
+    private static readonly RememberedValues<bool>[] Validated =
+        [.. Enum.GetValues<Literal>().Select(_ => new RememberedValues<bool>(MaxRemembered, MaxRememberedLength))];
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool>.AlternateLookup<ReadOnlySpan<char>>[] ValidatedBySpan =
-        [.. Validated.Select(d => d.GetAlternateLookup<ReadOnlySpan<char>>())];
-
-    // How many answers each map holds, counted here: ConcurrentDictionary.Count takes every lock of the map, and once a
-    // map is full every new value asks (a new patient's id on every call), so threads queued on those locks.
-    private static readonly int[] ValidatedCount = new int[Validated.Length];
+        [.. Validated.Select(d => d.BySpan())];
 
     /// <summary>Where a value is in the request ("prefetch.medications.entry[2].resource.dosageInstruction[0]"), made
     /// into text only for a problem: most requests have none, and building every location as a string was a third of
@@ -995,12 +991,7 @@ public static class PrefetchReader
                 Literal.Instant => Instant.IsValidValue(text),
                 _ => true,
             };
-            ref var count = ref ValidatedCount[(int)literal];
-            if (Volatile.Read(ref count) < MaxRemembered && text.Length <= MaxRememberedLength && known.TryAdd(text, valid))
-            {
-                Interlocked.Increment(ref count); // threads adding at once may pass the bound by a few
-            }
-
+            known.Remember(text, valid);
             return valid;
         }
 
