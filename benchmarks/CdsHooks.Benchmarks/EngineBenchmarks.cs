@@ -65,7 +65,7 @@ public class EngineBenchmarks
             if (fhir.Served != Requests.HeavyPaged.Pages.Count) throw new InvalidOperationException($"{fhir.Served} pages fetched, not {Requests.HeavyPaged.Pages.Count}");
             // And the pages were merged: the three of them hold the heavy request's 60 active medications.
             var data = fhir.Fetcher().CompleteAsync(_request, CancellationToken.None).GetAwaiter().GetResult();
-            var merged = (data.For(PrefetchKeys.Medications).Resource as Hl7.Fhir.Model.Bundle)?.Entry.Count;
+            var merged = (data.For(PrefetchKeys.Medications).Resource as CdsHooks.Engine.Fhir.BundleRecord)?.Entries.Count;
             if (merged != 60) throw new InvalidOperationException($"the merged medications Bundle holds {merged} entries, not 60");
         }
     }

@@ -109,8 +109,8 @@ public static class CardBuilder
     // order with one dosage instruction whose dose is in mg, so that the change is exact.
     private static Hl7.Fhir.Model.MedicationRequest? LowerDose(ResolvedDrug drug, decimal targetMgPerDay)
     {
-        if (drug.Medication.Order is not { DosageInstruction: [var dosage] } order || drug.MgPerDay is not { } current) return null;
-        if (dosage.DoseAndRate is not [{ Dose: Hl7.Fhir.Model.Quantity { Value: { } perDose } quantity }] || (quantity.Code ?? quantity.Unit) is not "mg")
+        if (drug.Medication.Order is not { Dosage: [var dosage] } order || drug.MgPerDay is not { } current) return null;
+        if (dosage.Doses is not [{ IsRange: false, Quantity: { Value: { } perDose } quantity }] || (quantity.Code ?? quantity.Unit) is not "mg")
         {
             return null;
         }
@@ -127,7 +127,7 @@ public static class CardBuilder
         }
 
         // The order as the EHR sent it, every element included: the update replaces it.
-        if (Fhir.PrefetchReader.Whole(order) is not { } whole) return null;
+        if (order.Whole() is not Hl7.Fhir.Model.MedicationRequest whole) return null;
         var updated = Hl7.Fhir.Model.BaseExtensions.DeepCopy(whole);
         if (updated.DosageInstruction is not [var updatedDosage] || updatedDosage.DoseAndRate is not [{ Dose: Hl7.Fhir.Model.Quantity }]) return null;
         updatedDosage.DoseAndRate[0].Dose = new Hl7.Fhir.Model.Quantity(newDose, "mg") { Unit = "mg", System = "http://unitsofmeasure.org" };

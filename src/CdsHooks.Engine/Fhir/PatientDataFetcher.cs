@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using CdsHooks.Engine.Hooks;
-using Hl7.Fhir.Model;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -14,7 +13,7 @@ namespace CdsHooks.Engine.Fhir;
 /// missing, with the Medication resources that orders refer to, and what could not be had and why.</summary>
 public sealed record PatientData(
     IReadOnlyDictionary<string, Prefetched> Data,
-    IReadOnlyDictionary<string, Medication> Medications,
+    IReadOnlyDictionary<string, MedicationRecord> Medications,
     IReadOnlyDictionary<string, string> Problems)
 {
     public Prefetched For(string key) => Data.TryGetValue(key, out var p) ? p : Prefetched.Absent;
@@ -25,9 +24,9 @@ public sealed record PatientData(
     private static readonly IReadOnlyDictionary<string, string> NoProblems = System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 
     // Loops rather than LINQ chains: every hook call runs this, over every entry of every prefetch Bundle.
-    private static Dictionary<string, Medication> LocalMedications(HookRequest request)
+    private static Dictionary<string, MedicationRecord> LocalMedications(HookRequest request)
     {
-        var medications = new Dictionary<string, Medication>(StringComparer.Ordinal);
+        var medications = new Dictionary<string, MedicationRecord>(StringComparer.Ordinal);
         for (var i = 0; i < request.NewOrders.Count; i++) Add(request.NewOrders[i], medications);
         for (var i = 0; i < request.OtherDraftOrders.Count; i++) Add(request.OtherDraftOrders[i], medications);
         AddBundled(request.Prefetch.Values, medications);
@@ -36,18 +35,18 @@ public sealed record PatientData(
 
     /// <summary>Adds the Medication resources in these Bundles (prefetch, or prefetch completed from the FHIR server).
     /// The first with an id wins, as it did when they were found in order and made distinct by id.</summary>
-    internal static void AddBundled(IEnumerable<Prefetched> data, Dictionary<string, Medication> into)
+    internal static void AddBundled(IEnumerable<Prefetched> data, Dictionary<string, MedicationRecord> into)
     {
         foreach (var prefetched in data)
         {
-            if (prefetched.Resource is not Bundle bundle) continue;
-            for (var i = 0; i < bundle.Entry.Count; i++) Add(bundle.Entry[i]?.Resource, into);
+            if (prefetched.Resource is not BundleRecord bundle) continue;
+            for (var i = 0; i < bundle.Entries.Count; i++) Add(bundle.Entries[i], into);
         }
     }
 
-    private static void Add(Resource? resource, Dictionary<string, Medication> into)
+    private static void Add(FhirRecord? resource, Dictionary<string, MedicationRecord> into)
     {
-        if (resource is Medication { Id: { } id } medication) into.TryAdd("Medication/" + id, medication);
+        if (resource is MedicationRecord { Id: { } id } medication) into.TryAdd("Medication/" + id, medication);
     }
 }
 
@@ -86,7 +85,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         var wanted = missing ?? [];
         var data = new Dictionary<string, Prefetched>(request.Prefetch);
         var problems = new Dictionary<string, string>();
-        var medications = new Dictionary<string, Medication>(local.Medications, StringComparer.Ordinal);
+        var medications = new Dictionary<string, MedicationRecord>(local.Medications, StringComparer.Ordinal);
         var refusal = request.FhirServer is null || request.FhirAuthorization is null
             ? "the request has no fhirServer with fhirAuthorization, and prefetch did not provide it"
             : options.Refusal(request.FhirServer);
@@ -143,23 +142,23 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         public string CacheKey(string what) => $"fhir|{Base}|{PatientId}|{Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Authorization.AccessToken)))}|{what}";
     }
 
-    private async Task<(string Key, Resource? Resource, string? Problem)> FetchKeyAsync(Server server, string key, Prefetched prefetched, CancellationToken cancellationToken)
+    private async Task<(string Key, FhirRecord? Resource, string? Problem)> FetchKeyAsync(Server server, string key, Prefetched prefetched, CancellationToken cancellationToken)
     {
         var cacheKey = server.CacheKey(key);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             // Inside the try: a cache that outlasts the budget is this key's timeout, not the hook call's failure.
-            if (await CachedAsync<Resource>(cacheKey, cancellationToken) is { } cached) return (key, cached, null);
+            if (await CachedAsync<FhirRecord>(cacheKey, cancellationToken) is { } cached) return (key, cached, null);
 
             // A paged prefetch Bundle is completed from its next link; a missing key is queried from its template (and so
             // is a paged Bundle whose JSON was not kept, which only a whole parse with Firely leaves: the tests' reference).
-            var first = prefetched.Resource is Bundle paged && NextLink(paged) is not null && PrefetchReader.SourceOf(paged) is { } json
+            var first = prefetched.Resource is BundleRecord { Next: not null, Source: { } json } paged
                 ? new Page(paged, json)
                 : await GetAsync(server, server.Base + "/" + PrefetchKeys.Templates[key].Replace("{{context.patientId}}", Uri.EscapeDataString(server.PatientId), StringComparison.Ordinal), cancellationToken);
-            if (first.Resource is OperationOutcome) return (key, null, "the FHIR server answered with an OperationOutcome");
+            if (first.Resource.TypeName == "OperationOutcome") return (key, null, "the FHIR server answered with an OperationOutcome");
 
-            var pages = first.Resource is Bundle ? await FollowPagesAsync(server, first, cancellationToken) : [first];
+            var pages = first.Resource is BundleRecord ? await FollowPagesAsync(server, first, cancellationToken) : [first];
             await CacheAsync(cacheKey, pages, cancellationToken);
             Telemetry.CdsMetrics.FhirFetchDuration.Record(clock.Elapsed.TotalMilliseconds, new KeyValuePair<string, object?>("key", key));
             return (key, Merge([.. pages.Select(p => p.Resource)]), null);
@@ -174,7 +173,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     }
 
     /// <summary>One answer of the FHIR server as read, and its JSON (what the cache keeps).</summary>
-    private sealed record Page(Resource Resource, byte[] Json);
+    private sealed record Page(FhirRecord Resource, byte[] Json);
 
     private async Task<List<Page>> FollowPagesAsync(Server server, Page first, CancellationToken cancellationToken)
     {
@@ -186,7 +185,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
             if (!server.Contains(next)) throw new FhirFetchException("a next link points away from the FHIR server");
 
             var answer = await GetAsync(server, next, cancellationToken);
-            page = answer.Resource as Bundle ?? throw new FhirFetchException("a next page is not a Bundle");
+            page = answer.Resource as BundleRecord ?? throw new FhirFetchException("a next page is not a Bundle");
             pages.Add(answer);
         }
 
@@ -195,18 +194,18 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     }
 
     // The pages of a search as one Bundle of all their entries; a single resource as it is.
-    private static Resource Merge(List<Resource> pages) =>
-        pages is [var single] && single is not Bundle ? single
-            : new Bundle { Type = ((Bundle)pages[0]).Type, Entry = [.. pages.SelectMany(p => ((Bundle)p).Entry)] };
+    private static FhirRecord Merge(List<FhirRecord> pages) =>
+        pages is [var single] && single is not BundleRecord ? single
+            : new BundleRecord(null, null, [.. pages.SelectMany(p => ((BundleRecord)p).Entries)]);
 
-    private async Task<(string Reference, Medication? Medication, string? Problem)> ReadMedicationAsync(Server server, string reference, CancellationToken cancellationToken)
+    private async Task<(string Reference, MedicationRecord? Medication, string? Problem)> ReadMedicationAsync(Server server, string reference, CancellationToken cancellationToken)
     {
         var cacheKey = server.CacheKey(reference);
         try
         {
-            if (await CachedAsync<Medication>(cacheKey, cancellationToken) is { } cached) return (reference, cached, null);
+            if (await CachedAsync<MedicationRecord>(cacheKey, cancellationToken) is { } cached) return (reference, cached, null);
             var answer = await GetAsync(server, server.Base + "/" + reference, cancellationToken);
-            var medication = answer.Resource as Medication ?? throw new FhirFetchException("the reference is not a Medication");
+            var medication = answer.Resource as MedicationRecord ?? throw new FhirFetchException("the reference is not a Medication");
             await CacheAsync(cacheKey, [answer], cancellationToken);
             return (reference, medication, null);
         }
@@ -221,7 +220,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     // The cache is memory by default and Redis when configured (shared by instances); an entry is the FHIR JSON the
     // server answered (a JSON array of the pages, for a paged search), keyed by server, patient and token hash, and is
     // read again like prefetch. A cache that fails, or holds what cannot be read, is a miss, never a failed hook call.
-    private async Task<T?> CachedAsync<T>(string key, CancellationToken cancellationToken) where T : Resource
+    private async Task<T?> CachedAsync<T>(string key, CancellationToken cancellationToken) where T : FhirRecord
     {
         // The cache's own time budget; WaitAsync too, since a Redis client that cannot connect waits out its own
         // connect timeout (5 s by default) whatever the token says.
@@ -280,7 +279,7 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
 
     // Read like prefetch (PrefetchReader): the elements the engine uses, held to the same policy (no duplicate properties,
     // no deep nesting); a problem in them makes the answer unusable, a problem elsewhere cannot change a card.
-    private static Resource? Read(ReadOnlySpan<byte> json, string location)
+    private static FhirRecord? Read(ReadOnlySpan<byte> json, string location)
     {
         var issues = new List<RequestIssue>();
         var resource = PrefetchReader.ReadResource(json, location, issues);
@@ -336,35 +335,26 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
         reference.StartsWith("Medication/", StringComparison.Ordinal) && reference.Length is > 11 and <= 75
         && reference[11..].All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.') && reference[11..] is not ("." or "..");
 
-    private static string? NextLink(Resource? resource)
-    {
-        if (resource is not Bundle bundle) return null;
-        for (var i = 0; i < bundle.Link.Count; i++)
-        {
-            if (bundle.Link[i] is { Relation: "next" } link) return link.Url;
-        }
-
-        return null;
-    }
+    private static string? NextLink(FhirRecord? resource) => (resource as BundleRecord)?.Next;
 
     // The references of orders and prefetched MedicationRequests that name a Medication on the server not known yet,
     // each once, in the order met. Loops, not LINQ: every hook call asks, and almost always finds none.
-    private static List<string> UnresolvedReferences(HookRequest request, IEnumerable<Prefetched> data, IReadOnlyDictionary<string, Medication> known)
+    private static List<string> UnresolvedReferences(HookRequest request, IEnumerable<Prefetched> data, IReadOnlyDictionary<string, MedicationRecord> known)
     {
         var unresolved = new List<string>();
         for (var i = 0; i < request.NewOrders.Count; i++) Check(request.NewOrders[i], known, unresolved);
         for (var i = 0; i < request.OtherDraftOrders.Count; i++) Check(request.OtherDraftOrders[i], known, unresolved);
         foreach (var prefetched in data)
         {
-            if (prefetched.Resource is not Bundle bundle) continue;
-            for (var i = 0; i < bundle.Entry.Count; i++) Check(bundle.Entry[i]?.Resource, known, unresolved);
+            if (prefetched.Resource is not BundleRecord bundle) continue;
+            for (var i = 0; i < bundle.Entries.Count; i++) Check(bundle.Entries[i], known, unresolved);
         }
 
         return unresolved;
 
-        static void Check(Resource? resource, IReadOnlyDictionary<string, Medication> known, List<string> unresolved)
+        static void Check(FhirRecord? resource, IReadOnlyDictionary<string, MedicationRecord> known, List<string> unresolved)
         {
-            if (resource is MedicationRequest { Medication: ResourceReference { Reference: { } reference } }
+            if (resource is RequestRecord { Medication.Reference.Value: { } reference }
                 && IsLocalMedicationReference(reference) && !known.ContainsKey(reference) && !unresolved.Contains(reference))
             {
                 unresolved.Add(reference);

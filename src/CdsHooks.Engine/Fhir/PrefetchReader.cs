@@ -6,12 +6,13 @@ namespace CdsHooks.Engine.Fhir;
 
 /// <summary>
 /// Reads the resources of a hook request (prefetch: the patient, the Bundles of medications, statements and
-/// conditions; and the orders being placed), and the FHIR server's answers that complete prefetch, into Firely's model
-/// with only the elements the engine reads: ids, statuses, codes, <c>medication[x]</c>, contained Medications, dosage,
-/// the dates that say when a medication ended, the birth date, Bundle links. Everything else is skipped unread. Firely's
-/// full deserialization of every element was two thirds of a hook call's CPU and most of its allocations
-/// (docs/performance.md). An order keeps its JSON beside it, and <see cref="Whole{T}"/> parses it whole with Firely when
-/// a suggestion returns it.
+/// conditions; and the orders being placed), and the FHIR server's answers that complete prefetch, into the engine's own
+/// model (<see cref="FhirRecord"/>) with only the elements the engine reads: ids, statuses, codes, <c>medication[x]</c>,
+/// contained Medications, dosage, the dates that say when a medication ended, the birth date, Bundle links. Everything
+/// else is skipped unread. Firely's full deserialization of every element was two thirds of a hook call's CPU and most
+/// of its allocations, and Firely's objects for the elements read were most of what was left (docs/performance.md). An
+/// order keeps its JSON beside it, and <see cref="FhirRecord.Whole"/> parses it whole with Firely when a suggestion
+/// returns it.
 /// <para>One forward pass of a <see cref="Utf8JsonReader"/> over the UTF-8 text, with no document in between: parsing a
 /// <see cref="JsonDocument"/> first and then looking each element up in it was a third of the service's CPU
 /// (docs/performance.md). The pass refuses what a <see cref="JsonDocument"/> with <c>AllowDuplicateProperties =
@@ -32,7 +33,7 @@ public static class PrefetchReader
 
     /// <summary>Reads one resource from its JSON text (UTF-8, a byte order mark allowed). Malformed JSON and duplicate
     /// properties throw <see cref="JsonException"/>; problems with FHIR elements are added to <paramref name="issues"/>.</summary>
-    public static Resource? ReadResource(ReadOnlySpan<byte> utf8, string location, ICollection<RequestIssue> issues)
+    public static FhirRecord? ReadResource(ReadOnlySpan<byte> utf8, string location, ICollection<RequestIssue> issues)
     {
         var pass = new Pass(WithoutByteOrderMark(utf8), issues);
         pass.Start();
@@ -44,11 +45,11 @@ public static class PrefetchReader
     /// <summary>Reads the resources of a JSON array of them, or the one resource a JSON object is (the FHIR fallback's
     /// cache holds an answer, or the pages of a paged one), each as <see cref="ReadResource"/> reads one. A resource
     /// refused is left out, with its problems added.</summary>
-    public static List<Resource> ReadResources(ReadOnlySpan<byte> utf8, string location, ICollection<RequestIssue> issues)
+    public static List<FhirRecord> ReadResources(ReadOnlySpan<byte> utf8, string location, ICollection<RequestIssue> issues)
     {
         var pass = new Pass(WithoutByteOrderMark(utf8), issues);
         pass.Start();
-        var resources = new List<Resource>();
+        var resources = new List<FhirRecord>();
         if (pass.Token != JsonTokenType.StartArray)
         {
             if (pass.Resource(At.Root(location), keepSource: false) is { } resource) resources.Add(resource);
@@ -68,25 +69,12 @@ public static class PrefetchReader
     /// <summary>JSON text may start with a UTF-8 byte order mark, which <see cref="Utf8JsonReader"/> refuses.</summary>
     internal static ReadOnlySpan<byte> WithoutByteOrderMark(ReadOnlySpan<byte> utf8) => utf8.StartsWith("\uFEFF"u8) ? utf8[3..] : utf8;
 
-    /// <summary>The whole resource for one this reader read: parsed by Firely from the JSON kept beside it (once, however
-    /// many suggestions ask), or null when Firely refuses that JSON. A resource read some other way is returned as it
-    /// is. Callers copy before they change it.</summary>
-    public static T? Whole<T>(T resource) where T : Resource =>
-        resource.Annotations(typeof(SourceJson)).FirstOrDefault() is SourceJson source ? source.Whole.Value as T : resource;
-
-    /// <summary>The JSON a resource was read from, when this reader kept it (orders, and paged Bundles).</summary>
-    internal static byte[]? SourceOf(Resource resource) =>
-        resource.Annotations(typeof(SourceJson)).FirstOrDefault() is SourceJson source ? source.Utf8 : null;
-
-    private sealed class SourceJson(byte[] utf8)
+    /// <summary>Adds <paramref name="item"/> to an array that is usually empty or of one item: the array grows by one
+    /// (a list and its array were two objects per concept and per dosage).</summary>
+    private static void Append<T>(ref T[] items, T item)
     {
-        public byte[] Utf8 => utf8;
-
-        public Lazy<Resource?> Whole { get; } = new(() =>
-        {
-            using var document = JsonDocument.Parse(utf8);
-            return FhirJson.ReadResource(document.RootElement, "order", []);
-        });
+        Array.Resize(ref items, items.Length + 1);
+        items[^1] = item;
     }
 
     private enum Literal { String, Code, Uri, Id, Date, DateTime, Instant }
@@ -281,7 +269,7 @@ public static class PrefetchReader
         /// <summary>Reads the resource the reader is on (refusing what is not one), keeping its JSON beside it when
         /// <paramref name="keepSource"/> (orders: a suggestion returns the whole order) or when it is a paged Bundle
         /// (the FHIR fallback caches the pages it completes it with as JSON).</summary>
-        public Resource? Resource(At at, bool keepSource)
+        public FhirRecord? Resource(At at, bool keepSource)
         {
             var start = ValueStart;
             if (ResourceType(at) is not { } type)
@@ -291,7 +279,7 @@ public static class PrefetchReader
             }
 
             Open();
-            Resource resource =
+            FhirRecord resource =
                 type == typeof(Bundle) ? Bundle(at, keepSource)
                 : type == typeof(MedicationRequest) ? MedicationRequest(at)
                 : type == typeof(MedicationStatement) ? MedicationStatement(at)
@@ -300,9 +288,9 @@ public static class PrefetchReader
                 : type == typeof(Medication) ? Medication(at)
                 // A type no rule reads (an OperationOutcome, an Observation in a Bundle): its type and id only.
                 : IdOnly(at, type);
-            if ((keepSource && resource is not Hl7.Fhir.Model.Bundle) || (resource is Bundle paged && paged.Link.Exists(l => l.Relation == "next")))
+            if ((keepSource && resource is not BundleRecord) || resource is BundleRecord { Next: not null })
             {
-                resource.AddAnnotation(new SourceJson(TextFrom(start).ToArray()));
+                resource.KeepSource(TextFrom(start).ToArray());
             }
 
             return resource;
@@ -360,48 +348,55 @@ public static class PrefetchReader
         }
 
         // Orders come in a Bundle too: each keeps its JSON.
-        private Bundle Bundle(At at, bool keepSource)
+        private BundleRecord Bundle(At at, bool keepSource)
         {
-            var bundle = new Bundle();
+            string? id = null, next = null;
+            var nextFound = false;
+            var entries = new List<FhirRecord?>();
             var seen = 0;
             while (Next(out var name))
             {
                 switch (Slot(name, BundleNames, ref seen, at))
                 {
                     case 0:
-                        bundle.Id = Text(at, "id", Literal.Id);
+                        id = Text(at, "id", Literal.Id);
                         break;
                     case 1:
                         for (var i = 0; Item(at, "link", ref i, out var linkAt);)
                         {
-                            var link = new Bundle.LinkComponent();
+                            string? relation = null, url = null;
                             for (var linkSeen = 0; Next(out var linkName);)
                             {
                                 switch (Slot(linkName, LinkNames, ref linkSeen, linkAt))
                                 {
-                                    case 0: link.Relation = Text(linkAt, "relation", Literal.String); break;
-                                    case 1: link.Url = Text(linkAt, "url", Literal.Uri); break;
+                                    case 0: relation = Text(linkAt, "relation", Literal.String); break;
+                                    case 1: url = Text(linkAt, "url", Literal.Uri); break;
                                     default: Skip(); break;
                                 }
                             }
 
-                            bundle.Link.Add(link);
+                            // The first link whose relation is "next" is the next page's, with its url or without one.
+                            if (!nextFound && relation == "next")
+                            {
+                                nextFound = true;
+                                next = url;
+                            }
                         }
 
                         break;
                     case 2:
                         for (var i = 0; Item(at, "entry", ref i, out var entryAt);)
                         {
-                            var entry = new Bundle.EntryComponent();
+                            FhirRecord? resource = null;
                             for (var entrySeen = 0; Next(out var entryName);)
                             {
                                 // A value that is not an object is refused as an element of the wrong shape, as by Firely.
                                 if (Slot(entryName, EntryNames, ref entrySeen, entryAt) != 0) Skip();
-                                else if (_reader.TokenType == JsonTokenType.StartObject) entry.Resource = Resource(entryAt.Then("resource"), keepSource);
+                                else if (_reader.TokenType == JsonTokenType.StartObject) resource = Resource(entryAt.Then("resource"), keepSource);
                                 else Object(entryAt, "resource");
                             }
 
-                            bundle.Entry.Add(entry);
+                            entries.Add(resource);
                         }
 
                         break;
@@ -411,55 +406,59 @@ public static class PrefetchReader
                 }
             }
 
-            return bundle;
+            return new BundleRecord(id, next, entries);
         }
 
-        private Resource IdOnly(At at, Type type)
+        private OtherRecord IdOnly(At at, Type type)
         {
-            var resource = (Resource)Activator.CreateInstance(type)!;
+            string? id = null;
             for (var seen = 0; Next(out var name);)
             {
-                if (Slot(name, IdNames, ref seen, at) == 0) resource.Id = Text(at, "id", Literal.Id);
+                if (Slot(name, IdNames, ref seen, at) == 0) id = Text(at, "id", Literal.Id);
                 else Skip();
             }
 
-            return resource;
+            // A resource class has the resource's name (ResourceTypes).
+            return new OtherRecord(type.Name, id);
         }
 
-        private Patient Patient(At at)
+        private PatientRecord Patient(At at)
         {
-            var patient = new Patient();
+            string? id = null, birthDate = null;
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, PatientNames, ref seen, at))
                 {
-                    case 0: patient.Id = Text(at, "id", Literal.Id); break;
-                    case 1 when Text(at, "birthDate", Literal.Date) is { } birthDate: patient.BirthDateElement = new Date(birthDate); break;
-                    case 1: break;
+                    case 0: id = Text(at, "id", Literal.Id); break;
+                    case 1: birthDate = Text(at, "birthDate", Literal.Date); break;
                     default: Skip(); break;
                 }
             }
 
-            return patient;
+            return new PatientRecord(id, birthDate);
         }
 
-        private MedicationRequest MedicationRequest(At at)
+        private RequestRecord MedicationRequest(At at)
         {
-            var request = new MedicationRequest();
+            string? id = null, status = null, intent = null, validityEnd = null;
+            Instant? lastUpdated = null;
+            Drug drug = default;
+            IReadOnlyList<FhirRecord> contained = [];
+            DosageRecord[] dosages = [];
             var medication = 0;
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, RequestNames, ref seen, at))
                 {
-                    case 0: request.Id = Text(at, "id", Literal.Id); break;
+                    case 0: id = Text(at, "id", Literal.Id); break;
                     case 1: NoSuffix(at, "medication"); break;
-                    case 2: if (One(ref medication, at, "medicationCodeableConcept") && Concept(at, "medicationCodeableConcept") is { } concept) request.Medication = concept; break;
-                    case 3: if (One(ref medication, at, "medicationCodeableConcept") && Reference(at, "medicationReference") is { } reference) request.Medication = reference; break;
-                    case 4 when Text(at, "status", Literal.Code) is { } status: request.StatusElement = new() { JsonValue = status }; break;
-                    case 5 when Text(at, "intent", Literal.Code) is { } intent: request.IntentElement = new() { JsonValue = intent }; break;
-                    case 6: Contained(at, request.Contained); break;
+                    case 2: if (One(ref medication, at, "medicationCodeableConcept") && Concept(at, "medicationCodeableConcept") is { } concept) drug = new Drug(concept, null); break;
+                    case 3: if (One(ref medication, at, "medicationCodeableConcept") && Reference(at, "medicationReference") is { } reference) drug = new Drug(null, reference); break;
+                    case 4: status = Text(at, "status", Literal.Code); break;
+                    case 5: intent = Text(at, "intent", Literal.Code); break;
+                    case 6: contained = Contained(at); break;
                     case 7:
-                        for (var i = 0; Item(at, "dosageInstruction", ref i, out var dosageAt);) request.DosageInstruction.Add(Dosage(dosageAt));
+                        for (var i = 0; Item(at, "dosageInstruction", ref i, out var dosageAt);) Append(ref dosages, Dosage(dosageAt));
                         break;
                     case 8 when Object(at, "dispenseRequest"):
                         var dispenseAt = at.Then("dispenseRequest");
@@ -467,7 +466,7 @@ public static class PrefetchReader
                         {
                             if (Slot(dispenseName, DispenseNames, ref dispenseSeen, dispenseAt) == 0 && Object(dispenseAt, "validityPeriod"))
                             {
-                                request.DispenseRequest = new MedicationRequest.DispenseRequestComponent { ValidityPeriod = Period(at.Then("dispenseRequest.validityPeriod")) };
+                                validityEnd = Period(at.Then("dispenseRequest.validityPeriod"));
                             }
                             else
                             {
@@ -481,7 +480,7 @@ public static class PrefetchReader
                         for (var metaSeen = 0; Next(out var metaName);)
                         {
                             if (Slot(metaName, MetaNames, ref metaSeen, metaAt) != 0) Skip();
-                            else if (Text(metaAt, "lastUpdated", Literal.Instant) is { } updated) request.Meta = new Meta { LastUpdatedElement = new Instant { JsonValue = updated } };
+                            else if (Text(metaAt, "lastUpdated", Literal.Instant) is { } updated) lastUpdated = new Instant { JsonValue = updated };
                         }
 
                         break;
@@ -490,86 +489,92 @@ public static class PrefetchReader
                 }
             }
 
-            return request;
+            return new RequestRecord(id, status, intent, drug, contained, dosages, validityEnd, lastUpdated);
         }
 
-        private MedicationStatement MedicationStatement(At at)
+        private StatementRecord MedicationStatement(At at)
         {
-            var statement = new MedicationStatement();
+            string? id = null, status = null, effectiveEnd = null;
+            Drug drug = default;
+            IReadOnlyList<FhirRecord> contained = [];
+            DosageRecord[] dosages = [];
             var medication = 0;
             var effective = 0;
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, StatementNames, ref seen, at))
                 {
-                    case 0: statement.Id = Text(at, "id", Literal.Id); break;
+                    case 0: id = Text(at, "id", Literal.Id); break;
                     case 1: NoSuffix(at, "medication"); break;
-                    case 2: if (One(ref medication, at, "medicationCodeableConcept") && Concept(at, "medicationCodeableConcept") is { } concept) statement.Medication = concept; break;
-                    case 3: if (One(ref medication, at, "medicationCodeableConcept") && Reference(at, "medicationReference") is { } reference) statement.Medication = reference; break;
-                    case 4 when Text(at, "status", Literal.Code) is { } status: statement.StatusElement = new() { JsonValue = status }; break;
-                    case 5: Contained(at, statement.Contained); break;
+                    case 2: if (One(ref medication, at, "medicationCodeableConcept") && Concept(at, "medicationCodeableConcept") is { } concept) drug = new Drug(concept, null); break;
+                    case 3: if (One(ref medication, at, "medicationCodeableConcept") && Reference(at, "medicationReference") is { } reference) drug = new Drug(null, reference); break;
+                    case 4: status = Text(at, "status", Literal.Code); break;
+                    case 5: contained = Contained(at); break;
                     case 6:
-                        for (var i = 0; Item(at, "dosage", ref i, out var dosageAt);) statement.Dosage.Add(Dosage(dosageAt));
+                        for (var i = 0; Item(at, "dosage", ref i, out var dosageAt);) Append(ref dosages, Dosage(dosageAt));
                         break;
                     case 7: NoSuffix(at, "effective"); break;
                     case 8:
-                        if (One(ref effective, at, "effectiveDateTime") && Text(at, "effectiveDateTime", Literal.DateTime) is { } dateTime) statement.Effective = new FhirDateTime(dateTime);
+                        if (One(ref effective, at, "effectiveDateTime")) effectiveEnd = Text(at, "effectiveDateTime", Literal.DateTime);
                         break;
                     case 9:
-                        if (One(ref effective, at, "effectiveDateTime") && Object(at, "effectivePeriod")) statement.Effective = Period(at.Then("effectivePeriod"));
+                        if (One(ref effective, at, "effectiveDateTime") && Object(at, "effectivePeriod")) effectiveEnd = Period(at.Then("effectivePeriod"));
                         break;
-                    case 4: break;
                     default: Skip(); break;
                 }
             }
 
-            return statement;
+            return new StatementRecord(id, status, drug, contained, dosages, effectiveEnd);
         }
 
-        private Condition Condition(At at)
+        private ConditionRecord Condition(At at)
         {
-            var condition = new Condition();
+            string? id = null;
+            Concept? clinicalStatus = null, verificationStatus = null, code = null;
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, ConditionNames, ref seen, at))
                 {
-                    case 0: condition.Id = Text(at, "id", Literal.Id); break;
-                    case 1: condition.ClinicalStatus = Concept(at, "clinicalStatus"); break;
-                    case 2: condition.VerificationStatus = Concept(at, "verificationStatus"); break;
-                    case 3: condition.Code = Concept(at, "code"); break;
+                    case 0: id = Text(at, "id", Literal.Id); break;
+                    case 1: clinicalStatus = Concept(at, "clinicalStatus"); break;
+                    case 2: verificationStatus = Concept(at, "verificationStatus"); break;
+                    case 3: code = Concept(at, "code"); break;
                     default: Skip(); break;
                 }
             }
 
-            return condition;
+            return new ConditionRecord(id, clinicalStatus, verificationStatus, code);
         }
 
-        private Medication Medication(At at)
+        private MedicationRecord Medication(At at)
         {
-            var medication = new Medication();
+            string? id = null;
+            Concept? code = null;
+            Concept?[] ingredients = [];
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, MedicationNames, ref seen, at))
                 {
-                    case 0: medication.Id = Text(at, "id", Literal.Id); break;
-                    case 1: medication.Code = Concept(at, "code"); break;
+                    case 0: id = Text(at, "id", Literal.Id); break;
+                    case 1: code = Concept(at, "code"); break;
                     case 2:
                         for (var i = 0; Item(at, "ingredient", ref i, out var ingredientAt);)
                         {
-                            var ingredient = new Medication.IngredientComponent();
+                            // An ingredient given by reference is read, and held to the policy, but names no code.
+                            Concept? ingredient = null;
                             var item = 0;
                             for (var ingredientSeen = 0; Next(out var ingredientName);)
                             {
                                 switch (Slot(ingredientName, IngredientNames, ref ingredientSeen, ingredientAt))
                                 {
                                     case 0: NoSuffix(ingredientAt, "item"); break;
-                                    case 1: if (One(ref item, ingredientAt, "itemCodeableConcept") && Concept(ingredientAt, "itemCodeableConcept") is { } concept) ingredient.Item = concept; break;
-                                    case 2: if (One(ref item, ingredientAt, "itemCodeableConcept") && Reference(ingredientAt, "itemReference") is { } reference) ingredient.Item = reference; break;
+                                    case 1: if (One(ref item, ingredientAt, "itemCodeableConcept")) ingredient = Concept(ingredientAt, "itemCodeableConcept"); break;
+                                    case 2: if (One(ref item, ingredientAt, "itemCodeableConcept")) Reference(ingredientAt, "itemReference"); break;
                                     default: Skip(); break;
                                 }
                             }
 
-                            medication.Ingredient.Add(ingredient);
+                            Append(ref ingredients, ingredient);
                         }
 
                         break;
@@ -579,94 +584,105 @@ public static class PrefetchReader
                 }
             }
 
-            return medication;
+            return new MedicationRecord(id, code, ingredients);
         }
 
         // Contained Medications are read (a "#med1" reference resolves to one); other contained resources by type only.
-        private void Contained(At at, List<Resource> contained)
+        private List<FhirRecord> Contained(At at)
         {
+            var contained = new List<FhirRecord>();
             // Item opens each object: a resource refused is read to its end unread.
             for (var i = 0; Item(at, "contained", ref i, out var resourceAt);)
             {
                 if (ResourceType(resourceAt) is { } type) contained.Add(type == typeof(Medication) ? Medication(resourceAt) : IdOnly(resourceAt, type));
                 else while (Next(out _)) Skip();
             }
+
+            return contained;
         }
 
-        private Dosage Dosage(At at)
+        private DosageRecord Dosage(At at)
         {
-            var dosage = new Dosage();
-            var asNeeded = 0;
+            string? text = null;
+            RepeatRecord? repeat = null;
+            var asNeeded = false;
+            DoseRecord[] doses = [];
+            RatioRecord? max = null;
+            var asNeededTypes = 0;
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, DosageNames, ref seen, at))
                 {
-                    case 0: dosage.Text = Text(at, "text", Literal.String); break;
+                    case 0: text = Text(at, "text", Literal.String); break;
                     case 1 when Object(at, "timing"):
                         var timingAt = at.Then("timing");
                         for (var timingSeen = 0; Next(out var timingName);)
                         {
-                            if (Slot(timingName, TimingNames, ref timingSeen, timingAt) == 0 && Object(timingAt, "repeat")) dosage.Timing = new Timing { Repeat = Repeat(at.Then("timing.repeat")) };
+                            if (Slot(timingName, TimingNames, ref timingSeen, timingAt) == 0 && Object(timingAt, "repeat")) repeat = Repeat(at.Then("timing.repeat"));
                             else Skip();
                         }
 
                         break;
                     case 2: NoSuffix(at, "asNeeded"); break;
                     case 3:
-                        if (One(ref asNeeded, at, "asNeededBoolean") && Boolean(at, "asNeededBoolean") is { } flag) dosage.AsNeeded = new FhirBoolean(flag);
+                        if (One(ref asNeededTypes, at, "asNeededBoolean")) asNeeded = Boolean(at, "asNeededBoolean") is true;
                         break;
-                    case 4: if (One(ref asNeeded, at, "asNeededBoolean") && Concept(at, "asNeededCodeableConcept") is { } concept) dosage.AsNeeded = concept; break;
+                    // Any as-needed reason makes the dosage as needed.
+                    case 4: if (One(ref asNeededTypes, at, "asNeededBoolean")) asNeeded = Concept(at, "asNeededCodeableConcept") is not null; break;
                     case 5:
                         for (var i = 0; Item(at, "doseAndRate", ref i, out var doseAt);)
                         {
-                            var component = new Dosage.DoseAndRateComponent();
-                            var dose = 0;
+                            DoseRecord dose = default;
+                            var doseTypes = 0;
                             for (var doseSeen = 0; Next(out var doseName);)
                             {
                                 switch (Slot(doseName, DoseNames, ref doseSeen, doseAt))
                                 {
                                     case 0: NoSuffix(doseAt, "dose"); break;
                                     case 1:
-                                        if (One(ref dose, doseAt, "doseQuantity") && Object(doseAt, "doseQuantity")) component.Dose = Quantity(doseAt.Then("doseQuantity"));
+                                        if (One(ref doseTypes, doseAt, "doseQuantity") && Object(doseAt, "doseQuantity")) dose = new DoseRecord(Quantity(doseAt.Then("doseQuantity")), false);
                                         break;
                                     case 2:
-                                        if (One(ref dose, doseAt, "doseQuantity") && Object(doseAt, "doseRange")) component.Dose = Range(doseAt.Then("doseRange"));
+                                        if (One(ref doseTypes, doseAt, "doseQuantity") && Object(doseAt, "doseRange")) dose = new DoseRecord(RangeHigh(doseAt.Then("doseRange")), true);
                                         break;
                                     default: Skip(); break;
                                 }
                             }
 
-                            dosage.DoseAndRate.Add(component);
+                            Append(ref doses, dose);
                         }
 
                         break;
                     case 6 when Object(at, "maxDosePerPeriod"):
                         var maxAt = at.Then("maxDosePerPeriod");
-                        var max = new Ratio();
+                        QuantityRecord? numerator = null, denominator = null;
                         for (var ratioSeen = 0; Next(out var ratioName);)
                         {
                             switch (Slot(ratioName, RatioNames, ref ratioSeen, maxAt))
                             {
-                                case 0 when Object(maxAt, "numerator"): max.Numerator = Quantity(at.Then("maxDosePerPeriod.numerator")); break;
-                                case 1 when Object(maxAt, "denominator"): max.Denominator = Quantity(at.Then("maxDosePerPeriod.denominator")); break;
+                                case 0 when Object(maxAt, "numerator"): numerator = Quantity(at.Then("maxDosePerPeriod.numerator")); break;
+                                case 1 when Object(maxAt, "denominator"): denominator = Quantity(at.Then("maxDosePerPeriod.denominator")); break;
                                 case 0 or 1: break;
                                 default: Skip(); break;
                             }
                         }
 
-                        dosage.MaxDosePerPeriod = max;
+                        max = new RatioRecord(numerator, denominator);
                         break;
                     case 1 or 6: break;
                     default: Skip(); break;
                 }
             }
 
-            return dosage;
+            return new DosageRecord(text, repeat, asNeeded, doses, max);
         }
 
-        private Timing.RepeatComponent Repeat(At at)
+        private RepeatRecord Repeat(At at)
         {
-            var repeat = new Timing.RepeatComponent();
+            int? frequency = null, frequencyMax = null;
+            decimal? period = null;
+            string? periodUnit = null, boundsEnd = null;
+            var namedTimes = 0;
             var bounds = 0;
             List<int>? nulls = null;
             var placeholders = false;
@@ -674,13 +690,13 @@ public static class PrefetchReader
             {
                 switch (Slot(name, RepeatNames, ref seen, at))
                 {
-                    case 0: repeat.Frequency = PositiveInt(at, "frequency"); break;
-                    case 1: repeat.FrequencyMax = PositiveInt(at, "frequencyMax"); break;
-                    case 2: repeat.Period = Decimal(at, "period"); break;
-                    case 3 when Text(at, "periodUnit", Literal.Code) is { } unit: repeat.PeriodUnitElement = new() { JsonValue = unit }; break;
+                    case 0: frequency = PositiveInt(at, "frequency"); break;
+                    case 1: frequencyMax = PositiveInt(at, "frequencyMax"); break;
+                    case 2: period = Decimal(at, "period"); break;
+                    case 3: periodUnit = Text(at, "periodUnit", Literal.Code); break;
                     case 4: NoSuffix(at, "bounds"); break;
                     case 5:
-                        if (One(ref bounds, at, "boundsPeriod") && Object(at, "boundsPeriod")) repeat.Bounds = Period(at.Then("boundsPeriod"));
+                        if (One(ref bounds, at, "boundsPeriod") && Object(at, "boundsPeriod")) boundsEnd = Period(at.Then("boundsPeriod"));
                         break;
                     case 6 or 7:
                         if (One(ref bounds, at, "boundsPeriod")) Skip();
@@ -697,7 +713,7 @@ public static class PrefetchReader
                         {
                             // A null is FHIR's placeholder for a value that has only an extension, in "_when".
                             if (_reader.TokenType == JsonTokenType.Null) (nulls ??= []).Add(i);
-                            else if (Text(at, $"when[{i}]", Literal.Code) is { } code) repeat.WhenElement.Add(new() { JsonValue = code });
+                            else if (Text(at, $"when[{i}]", Literal.Code) is not null) namedTimes++;
                         }
 
                         break;
@@ -705,7 +721,6 @@ public static class PrefetchReader
                         placeholders = true;
                         Skip();
                         break;
-                    case 3: break;
                     default: Skip(); break;
                 }
             }
@@ -715,82 +730,86 @@ public static class PrefetchReader
                 foreach (var i in nulls) Problem(at, $"when[{i}]", FhirJsonException.PRIMITIVE_ARRAYS_ONLY_NULL_CODE);
             }
 
-            return repeat;
+            return new RepeatRecord(frequency, frequencyMax, period, periodUnit, boundsEnd, namedTimes);
         }
 
-        private Period Period(At at)
+        /// <summary>A Period: its end (the only element read).</summary>
+        private string? Period(At at)
         {
-            var period = new Period();
+            string? end = null;
             for (var seen = 0; Next(out var name);)
             {
-                if (Slot(name, PeriodNames, ref seen, at) == 0) period.End = Text(at, "end", Literal.DateTime);
+                if (Slot(name, PeriodNames, ref seen, at) == 0) end = Text(at, "end", Literal.DateTime);
                 else Skip();
             }
 
-            return period;
+            return end;
         }
 
-        private Quantity Quantity(At at)
+        private QuantityRecord Quantity(At at)
         {
-            var quantity = new Quantity();
+            decimal? value = null;
+            string? unit = null, code = null;
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, QuantityNames, ref seen, at))
                 {
-                    case 0: quantity.Value = Decimal(at, "value"); break;
-                    case 1: quantity.Unit = Text(at, "unit", Literal.String); break;
-                    case 2: quantity.System = Text(at, "system", Literal.Uri); break;
-                    case 3: quantity.Code = Text(at, "code", Literal.Code); break;
+                    case 0: value = Decimal(at, "value"); break;
+                    case 1: unit = Text(at, "unit", Literal.String); break;
+                    case 2: Text(at, "system", Literal.Uri); break; // held to the policy; no rule reads it
+                    case 3: code = Text(at, "code", Literal.Code); break;
                     default: Skip(); break;
                 }
             }
 
-            return quantity;
+            return new QuantityRecord(value, unit, code);
         }
 
-        private Hl7.Fhir.Model.Range Range(At at)
+        /// <summary>A Range: its high end (the low end is read and held to the policy; the dose counts the high one).</summary>
+        private QuantityRecord? RangeHigh(At at)
         {
-            var range = new Hl7.Fhir.Model.Range();
+            QuantityRecord? high = null;
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, RangeNames, ref seen, at))
                 {
-                    case 0 when Object(at, "low"): range.Low = Quantity(at.Then("low")); break;
-                    case 1 when Object(at, "high"): range.High = Quantity(at.Then("high")); break;
+                    case 0 when Object(at, "low"): Quantity(at.Then("low")); break;
+                    case 1 when Object(at, "high"): high = Quantity(at.Then("high")); break;
                     case 0 or 1: break;
                     default: Skip(); break;
                 }
             }
 
-            return range;
+            return high;
         }
 
-        private CodeableConcept? Concept(At parent, string name)
+        private Concept? Concept(At parent, string name)
         {
             if (!Object(parent, name)) return null;
             var at = parent.Then(name);
-            var concept = new CodeableConcept();
+            string? text = null;
+            Coding[] codings = [];
             for (var seen = 0; Next(out var property);)
             {
                 switch (Slot(property, ConceptNames, ref seen, at))
                 {
-                    case 0: concept.Text = Text(at, "text", Literal.String); break;
+                    case 0: text = Text(at, "text", Literal.String); break;
                     case 1:
                         for (var i = 0; Item(at, "coding", ref i, out var codingAt);)
                         {
-                            var coding = new Coding();
+                            string? system = null, code = null, display = null;
                             for (var codingSeen = 0; Next(out var codingName);)
                             {
                                 switch (Slot(codingName, CodingNames, ref codingSeen, codingAt))
                                 {
-                                    case 0: coding.System = Text(codingAt, "system", Literal.Uri); break;
-                                    case 1: coding.Code = Text(codingAt, "code", Literal.Code); break;
-                                    case 2: coding.Display = Text(codingAt, "display", Literal.String); break;
+                                    case 0: system = Text(codingAt, "system", Literal.Uri); break;
+                                    case 1: code = Text(codingAt, "code", Literal.Code); break;
+                                    case 2: display = Text(codingAt, "display", Literal.String); break;
                                     default: Skip(); break;
                                 }
                             }
 
-                            concept.Coding.Add(coding);
+                            Append(ref codings, new Coding(system, code, display));
                         }
 
                         break;
@@ -800,25 +819,25 @@ public static class PrefetchReader
                 }
             }
 
-            return concept;
+            return new Concept(text, codings);
         }
 
-        private ResourceReference? Reference(At parent, string name)
+        private Reference? Reference(At parent, string name)
         {
             if (!Object(parent, name)) return null;
             var at = parent.Then(name);
-            var reference = new ResourceReference();
+            string? value = null, display = null;
             for (var seen = 0; Next(out var property);)
             {
                 switch (Slot(property, ReferenceNames, ref seen, at))
                 {
-                    case 0: reference.Reference = Text(at, "reference", Literal.String); break;
-                    case 1: reference.Display = Text(at, "display", Literal.String); break;
+                    case 0: value = Text(at, "reference", Literal.String); break;
+                    case 1: display = Text(at, "display", Literal.String); break;
                     default: Skip(); break;
                 }
             }
 
-            return reference;
+            return new Reference(value, display);
         }
 
         // ---- JSON shapes: each refuses what FhirJson refuses, with the same messages.

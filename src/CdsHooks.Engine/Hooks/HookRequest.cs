@@ -1,8 +1,8 @@
-using Hl7.Fhir.Model;
+using CdsHooks.Engine.Fhir;
 
 namespace CdsHooks.Engine.Hooks;
 
-/// <summary>A validated CDS Hooks call with every FHIR resource parsed.</summary>
+/// <summary>A validated CDS Hooks call with every FHIR resource read (<see cref="FhirRecord"/>).</summary>
 public sealed record HookRequest(
     HookService Service,
     string HookInstance,
@@ -10,8 +10,8 @@ public sealed record HookRequest(
     string? EncounterId,
     string? FhirServer,
     FhirAuthorization? FhirAuthorization,
-    IReadOnlyList<Resource> NewOrders,
-    IReadOnlyList<Resource> OtherDraftOrders,
+    IReadOnlyList<FhirRecord> NewOrders,
+    IReadOnlyList<FhirRecord> OtherDraftOrders,
     IReadOnlyDictionary<string, Prefetched> Prefetch)
 {
     public Prefetched PrefetchFor(string key) => Prefetch.TryGetValue(key, out var p) ? p : Prefetched.Absent;
@@ -42,7 +42,7 @@ public enum PrefetchState
     Failed,
 }
 
-public sealed record Prefetched(PrefetchState State, Resource? Resource)
+public sealed record Prefetched(PrefetchState State, FhirRecord? Resource)
 {
     public static Prefetched Absent { get; } = new(PrefetchState.Absent, null);
 }

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using CdsHooks.Engine.Fhir;
-using Hl7.Fhir.Model;
 
 namespace CdsHooks.Engine.Hooks;
 
@@ -69,7 +68,7 @@ public static class HookRequestReader
             issues.Add(new RequestIssue("fhirServer", "invalid-value", "fhirServer must be an absolute URL."));
         }
 
-        IReadOnlyList<Resource> newOrders = [], otherDrafts = [];
+        IReadOnlyList<FhirRecord> newOrders = [], otherDrafts = [];
         if (context is null)
         {
             issues.Add(new RequestIssue("context", "required", "context must be a JSON object."));
@@ -80,7 +79,7 @@ public static class HookRequestReader
         }
 
         // What a key holds is checked (ReadPrefetch), and whose it is: another patient's record would read as this one's.
-        if (prefetch.TryGetValue(PrefetchKeys.Patient, out var patient) && patient.Resource is Patient { Id: { } id }
+        if (prefetch.TryGetValue(PrefetchKeys.Patient, out var patient) && patient.Resource is PatientRecord { Id: { } id }
             && context?.PatientId is { } patientId && id != patientId)
         {
             issues.Add(new RequestIssue("prefetch.patient.id", "invalid-value", "prefetch.patient is not the patient named in context.patientId."));
@@ -138,7 +137,7 @@ public static class HookRequestReader
 
         public string? EncounterId { get; set; }
 
-        public List<Resource>? AllOrders { get; set; }
+        public List<FhirRecord>? AllOrders { get; set; }
 
         /// <summary>Problems found in the orders: selections are not checked against orders that did not parse.</summary>
         public int OrderIssues { get; set; }
@@ -149,7 +148,7 @@ public static class HookRequestReader
 
         public bool SelectionsNotAnArray { get; set; }
 
-        public (IReadOnlyList<Resource> New, IReadOnlyList<Resource> Other) Orders(HookService service, List<RequestIssue> issues)
+        public (IReadOnlyList<FhirRecord> New, IReadOnlyList<FhirRecord> Other) Orders(HookService service, List<RequestIssue> issues)
         {
             if (AllOrders is not { } orders) return ([], []); // reported as a missing required field
             if (service.Orders != NewOrderSource.SelectedDraftOrders) return (orders, []);
@@ -162,10 +161,10 @@ public static class HookRequestReader
             }
 
             // By reference, once: a request of many orders and many selections costs linear time.
-            var byReference = new Dictionary<string, Resource>(StringComparer.Ordinal);
+            var byReference = new Dictionary<string, FhirRecord>(StringComparer.Ordinal);
             foreach (var order in orders) byReference.TryAdd($"{order.TypeName}/{order.Id}", order);
-            var selected = new List<Resource>();
-            var chosen = new HashSet<Resource>(ReferenceEqualityComparer.Instance);
+            var selected = new List<FhirRecord>();
+            var chosen = new HashSet<FhirRecord>(ReferenceEqualityComparer.Instance);
             foreach (var (location, problem, reference) in Selections ?? [])
             {
                 if (problem is not null)
@@ -273,9 +272,9 @@ public static class HookRequestReader
     }
 
     // draftOrders is a Bundle; medication-prescribe also saw arrays of resources in CDS Hooks 1.0 clients.
-    private static List<Resource> ReadOrderList(ref PrefetchReader.Pass pass, string location, bool allowArray, bool whole, List<RequestIssue> issues)
+    private static List<FhirRecord> ReadOrderList(ref PrefetchReader.Pass pass, string location, bool allowArray, bool whole, List<RequestIssue> issues)
     {
-        var resources = new List<Resource>();
+        var resources = new List<FhirRecord>();
         if (allowArray && pass.Token == JsonTokenType.StartArray)
         {
             var i = 0;
@@ -289,29 +288,29 @@ public static class HookRequestReader
 
         var resource = ReadResource(ref pass, location, keepSource: true, whole, issues);
         if (resource is null) return resources;
-        if (resource is not Bundle bundle)
+        if (resource is not BundleRecord bundle)
         {
             issues.Add(new RequestIssue(location, "invalid-resource", "Expected a Bundle of orders."));
             return resources;
         }
 
-        foreach (var entry in bundle.Entry)
+        foreach (var entry in bundle.Entries)
         {
-            if (entry.Resource is { } order) resources.Add(order);
+            if (entry is { } order) resources.Add(order);
         }
 
         return resources;
     }
 
     // Orders are read for what the engine uses, like prefetch, and keep their JSON: a suggestion that changes one
-    // parses it whole then. With whole, Firely parses each resource's own text.
-    private static Resource? ReadResource(ref PrefetchReader.Pass pass, string location, bool keepSource, bool whole, List<RequestIssue> issues)
+    // parses it whole then. With whole, Firely parses each resource's own text, and the record is made from that.
+    private static FhirRecord? ReadResource(ref PrefetchReader.Pass pass, string location, bool keepSource, bool whole, List<RequestIssue> issues)
     {
         if (!whole) return pass.Resource(PrefetchReader.At.Root(location), keepSource);
         var start = pass.ValueStart;
         pass.Skip();
         using var document = JsonDocument.Parse(pass.TextFrom(start).ToArray());
-        return FhirJson.ReadResource(document.RootElement, location, issues);
+        return FhirJson.ReadResource(document.RootElement, location, issues) is { } resource ? FhirRecord.From(resource) : null;
     }
 
     private static void ReadPrefetch(ref PrefetchReader.Pass pass, Dictionary<string, Prefetched> result, bool whole, List<RequestIssue> issues)
@@ -349,14 +348,14 @@ public static class HookRequestReader
             var location = "prefetch." + key;
             var resource = ReadResource(ref pass, location, keepSource: false, whole, issues);
             if (resource is null) continue;
-            if (resource is OperationOutcome)
+            if (resource.TypeName == "OperationOutcome")
             {
                 result[key] = new Prefetched(PrefetchState.Failed, resource);
                 continue;
             }
 
             // What a key holds is checked: a Patient under "medications" would otherwise read as "no medications".
-            var expected = key == PrefetchKeys.Patient ? nameof(Patient) : nameof(Bundle);
+            var expected = key == PrefetchKeys.Patient ? "Patient" : "Bundle";
             if (resource.TypeName != expected)
             {
                 issues.Add(new RequestIssue($"prefetch.{key}", "invalid-resource", $"prefetch.{key} must be a {expected} (or an OperationOutcome)."));

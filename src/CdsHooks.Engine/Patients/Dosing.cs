@@ -1,4 +1,4 @@
-using Hl7.Fhir.Model;
+using CdsHooks.Engine.Fhir;
 
 namespace CdsHooks.Engine.Patients;
 
@@ -8,7 +8,7 @@ namespace CdsHooks.Engine.Patients;
 /// when the instructions do not say enough, or mix units.</summary>
 public static class Dosing
 {
-    public static DailyDose? DailyDose(IReadOnlyList<Dosage> instructions)
+    public static DailyDose? DailyDose(IReadOnlyList<DosageRecord> instructions)
     {
         try
         {
@@ -20,7 +20,7 @@ public static class Dosing
         }
     }
 
-    private static DailyDose? Sum(IReadOnlyList<Dosage> instructions)
+    private static DailyDose? Sum(IReadOnlyList<DosageRecord> instructions)
     {
         decimal total = 0;
         string? unit = null;
@@ -36,26 +36,18 @@ public static class Dosing
         return unit is null ? null : new DailyDose(total, unit);
     }
 
-    private static (decimal? Amount, string? Unit) PerDay(Dosage dosage)
+    private static (decimal? Amount, string? Unit) PerDay(DosageRecord dosage)
     {
-        if (dosage.AsNeeded is FhirBoolean { Value: true } or CodeableConcept && dosage.MaxDosePerPeriod is { } max)
+        if (dosage.AsNeeded && dosage.MaxDosePerPeriod is { } max)
         {
             return Positive(max.Numerator?.Value) is { } most ? (most * PerDayFactor(max.Denominator), UnitOf(max.Numerator)) : (null, null);
         }
 
         // The first dose given: a quantity, or the high end of a range.
-        Quantity? dose = null;
-        for (var i = 0; i < dosage.DoseAndRate.Count && dose is null; i++)
-        {
-            dose = dosage.DoseAndRate[i]?.Dose switch
-            {
-                Quantity q => q,
-                Hl7.Fhir.Model.Range r => r.High,
-                _ => null,
-            };
-        }
+        QuantityRecord? dose = null;
+        for (var i = 0; i < dosage.Doses.Length && dose is null; i++) dose = dosage.Doses[i].Quantity;
 
-        var repeat = dosage.Timing?.Repeat;
+        var repeat = dosage.Repeat;
         if (Positive(dose?.Value) is not { } amount || repeat is null) return (null, null);
 
         // A zero or negative frequency or period is not a schedule: no dose rather than a division by zero.
@@ -64,9 +56,8 @@ public static class Dosing
             return (null, null);
         }
 
-        // The code as sent: Firely's typed PeriodUnit throws on a code outside UnitsOfTime ("fortnight"), which
-        // says no more than an absent unit does.
-        decimal? perDay = (repeat.PeriodUnitElement?.JsonValue as string) switch
+        // The code as sent: a code outside UnitsOfTime ("fortnight") says no more than an absent unit does.
+        decimal? perDay = repeat.PeriodUnit switch
         {
             "h" => times * 24 / period,
             "min" => times * 24 * 60 / period,
@@ -74,28 +65,17 @@ public static class Dosing
             "wk" => times / (7 * period),
             "mo" => times / (30 * period),
             // "at bedtime": once per named time of day (a null in the array names none)
-            null when NamedTimes(repeat.WhenElement) is > 0 and var named => named,
+            null when repeat.NamedTimes > 0 => repeat.NamedTimes,
             _ => null,
         };
         return (amount * perDay, UnitOf(dose));
     }
 
-    private static int NamedTimes(List<Code<Timing.EventTiming>> when)
-    {
-        var named = 0;
-        for (var i = 0; i < when.Count; i++)
-        {
-            if (when[i]?.JsonValue is not null) named++;
-        }
-
-        return named;
-    }
-
     private static decimal? Positive(decimal? value) => value > 0 ? value : null;
 
-    private static string? UnitOf(Quantity? q) => q?.Code ?? q?.Unit;
+    private static string? UnitOf(QuantityRecord? q) => q?.Code ?? q?.Unit;
 
-    private static decimal? PerDayFactor(Quantity? period) => (Positive(period?.Value), period?.Code ?? period?.Unit) switch
+    private static decimal? PerDayFactor(QuantityRecord? period) => (Positive(period?.Value), period?.Code ?? period?.Unit) switch
     {
         ({ } v, "d" or "day" or "days") => 1 / v,
         ({ } v, "h" or "hour" or "hours") => 24 / v,

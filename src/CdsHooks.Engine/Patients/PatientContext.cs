@@ -21,7 +21,7 @@ public sealed record DailyDose(decimal Amount, string Unit);
 /// <param name="Text">All the names the EHR gave it, for matching a medication that arrives without a known code.</param>
 /// <param name="Dose">The dosage as written, if any.</param>
 /// <param name="StoppedOn">For stopped medications, the last day it was taken when the EHR says so.</param>
-/// <param name="Order">The MedicationRequest itself, for suggestions that cancel or change a new order.</param>
+/// <param name="Order">The MedicationRequest as read, for suggestions that cancel or change a new order.</param>
 /// <param name="UnresolvedReference">A <c>medicationReference</c> that could not be resolved to a Medication: the
 /// drug is unknown, which is not the same as known to be harmless.</param>
 public sealed record MedicationUse(
@@ -34,7 +34,7 @@ public sealed record MedicationUse(
     DateOnly? StoppedOn,
     string? ResourceId,
     string? UnresolvedReference = null,
-    Hl7.Fhir.Model.MedicationRequest? Order = null)
+    Fhir.RequestRecord? Order = null)
 {
     public bool IsNew => Status == MedicationStatus.New;
 }

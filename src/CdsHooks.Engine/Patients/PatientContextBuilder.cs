@@ -2,7 +2,6 @@ using System.Globalization;
 using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Knowledge;
-using Hl7.Fhir.Model;
 
 namespace CdsHooks.Engine.Patients;
 
@@ -17,13 +16,13 @@ public static class PatientContextBuilder
 
     /// <summary>The medications being ordered in this call; <paramref name="medications"/> resolves
     /// <c>medicationReference</c>s ("Medication/123") to Medication resources known so far.</summary>
-    public static IReadOnlyList<MedicationUse> NewMedications(HookRequest request, IReadOnlyDictionary<string, Medication> medications)
+    public static IReadOnlyList<MedicationUse> NewMedications(HookRequest request, IReadOnlyDictionary<string, MedicationRecord> medications)
     {
         var orders = request.NewOrders;
         var described = new List<MedicationUse>(orders.Count);
         for (var i = 0; i < orders.Count; i++)
         {
-            if (orders[i] is MedicationRequest order) described.Add(Describe(order, MedicationStatus.New, medications));
+            if (orders[i] is RequestRecord order) described.Add(Describe(order, MedicationStatus.New, medications));
         }
 
         return described;
@@ -58,12 +57,12 @@ public static class PatientContextBuilder
         // Draft orders that are not selected are about to be ordered too: they count as the patient's medications.
         for (var i = 0; i < request.OtherDraftOrders.Count; i++)
         {
-            if (request.OtherDraftOrders[i] is MedicationRequest draft) all.Add(Describe(draft, MedicationStatus.Current, data.Medications));
+            if (request.OtherDraftOrders[i] is RequestRecord draft) all.Add(Describe(draft, MedicationStatus.Current, data.Medications));
         }
 
         foreach (var key in MedicationKeys)
         {
-            foreach (var m in Resources<MedicationRequest>(data.For(key)))
+            foreach (var m in Resources<RequestRecord>(data.For(key)))
             {
                 // A client may list the draft order itself, or the same order under both keys.
                 if (m.Id is not null && !seen.Add(m.Id)) continue;
@@ -71,29 +70,29 @@ public static class PatientContextBuilder
             }
         }
 
-        foreach (var statement in Resources<MedicationStatement>(data.For(PrefetchKeys.MedicationStatements)))
+        foreach (var statement in Resources<StatementRecord>(data.For(PrefetchKeys.MedicationStatements)))
         {
             if (StatusOf(statement) is { } status) all.Add(Describe(statement, status, data.Medications));
         }
 
         var conditions = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var condition in Resources<Condition>(data.For(PrefetchKeys.Conditions)))
+        foreach (var condition in Resources<ConditionRecord>(data.For(PrefetchKeys.Conditions)))
         {
             if (!IsActive(condition) || condition.Code is not { } code) continue;
-            for (var i = 0; i < code.Coding.Count; i++)
+            foreach (var coding in code.Codings)
             {
-                if (code.Coding[i] is { System: { } system, Code: { } value }) conditions.Add(ConditionGroup.Key(system, value));
+                if (coding is { System: { } system, Code: { } value }) conditions.Add(ConditionGroup.Key(system, value));
             }
         }
 
-        return new PatientContext(AgeOf(data.For(PrefetchKeys.Patient).Resource as Patient, today), all, conditions, today);
+        return new PatientContext(AgeOf(data.For(PrefetchKeys.Patient).Resource as PatientRecord, today), all, conditions, today);
     }
 
     /// <summary>Age in whole years. A partial birth date ("1946" or "1946-03") is read as its earliest day, so an
     /// age threshold is never missed because the EHR knows only the year.</summary>
-    public static int? AgeOf(Patient? patient, DateOnly today)
+    public static int? AgeOf(PatientRecord? patient, DateOnly today)
     {
-        var text = patient?.BirthDateElement?.Value;
+        var text = patient?.BirthDate;
         if (string.IsNullOrEmpty(text)) return null;
         var parts = text.Split('-');
         if (!int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var year)) return null;
@@ -107,11 +106,10 @@ public static class PatientContextBuilder
     // Active and on-hold requests are current (on-hold ones may resume at any time); stopped and completed ones
     // matter only to rules that look back; cancelled, entered-in-error, draft and unknown ones were never taken.
     // Proposals and options are not orders.
-    private static MedicationStatus? StatusOf(MedicationRequest request)
+    private static MedicationStatus? StatusOf(RequestRecord request)
     {
-        var intent = request.IntentElement?.JsonValue as string;
-        if (intent is "proposal" or "option") return null;
-        return (request.StatusElement?.JsonValue as string) switch
+        if (request.Intent is "proposal" or "option") return null;
+        return request.Status switch
         {
             "active" or "on-hold" => MedicationStatus.Current,
             "stopped" or "completed" => MedicationStatus.Stopped,
@@ -120,29 +118,29 @@ public static class PatientContextBuilder
     }
 
     // MedicationStatement: active and intended are current; completed and stopped count for look-back windows.
-    private static MedicationStatus? StatusOf(MedicationStatement statement) => (statement.StatusElement?.JsonValue as string) switch
+    private static MedicationStatus? StatusOf(StatementRecord statement) => statement.Status switch
     {
         "active" or "intended" => MedicationStatus.Current,
         "completed" or "stopped" => MedicationStatus.Stopped,
         _ => null,
     };
 
-    private static bool IsActive(Condition condition)
+    private static bool IsActive(ConditionRecord condition)
     {
-        var clinical = condition.ClinicalStatus?.Coding is [var clinicalCoding, ..] ? clinicalCoding?.Code : null;
-        var verification = condition.VerificationStatus?.Coding is [var verificationCoding, ..] ? verificationCoding?.Code : null;
+        var clinical = condition.ClinicalStatus?.Codings is [var clinicalCoding, ..] ? clinicalCoding.Code : null;
+        var verification = condition.VerificationStatus?.Codings is [var verificationCoding, ..] ? verificationCoding.Code : null;
         return clinical is null or "active" or "recurrence" or "relapse"
             && verification is not ("refuted" or "entered-in-error");
     }
 
-    private static IEnumerable<T> Resources<T>(Prefetched prefetched) where T : Resource
+    private static IEnumerable<T> Resources<T>(Prefetched prefetched) where T : FhirRecord
     {
-        if (prefetched.Resource is Bundle bundle)
+        if (prefetched.Resource is BundleRecord bundle)
         {
-            var entries = bundle.Entry;
+            var entries = bundle.Entries;
             for (var i = 0; i < entries.Count; i++)
             {
-                if (entries[i]?.Resource is T resource) yield return resource;
+                if (entries[i] is T resource) yield return resource;
             }
         }
         else if (prefetched.Resource is T single)
@@ -151,49 +149,45 @@ public static class PatientContextBuilder
         }
     }
 
-    private static MedicationUse Describe(MedicationRequest request, MedicationStatus status, IReadOnlyDictionary<string, Medication> medications) =>
-        Describe(request.Medication, request.Contained, request.DosageInstruction, status,
-            status == MedicationStatus.Stopped ? StoppedOn(request) : null, request.Id, medications) with { Order = request };
+    private static MedicationUse Describe(RequestRecord request, MedicationStatus status, IReadOnlyDictionary<string, MedicationRecord> medications) =>
+        Describe(request, status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, medications) with { Order = request };
 
-    private static MedicationUse Describe(MedicationStatement statement, MedicationStatus status, IReadOnlyDictionary<string, Medication> medications) =>
-        Describe(statement.Medication, statement.Contained, statement.Dosage, status,
-            status == MedicationStatus.Stopped ? ParseDate((statement.Effective as Period)?.End ?? (statement.Effective as FhirDateTime)?.Value) : null,
-            statement.Id, medications);
+    private static MedicationUse Describe(StatementRecord statement, MedicationStatus status, IReadOnlyDictionary<string, MedicationRecord> medications) =>
+        Describe(statement, status, status == MedicationStatus.Stopped ? ParseDate(statement.EffectiveEnd) : null, medications);
 
     // medication[x] as EHRs send it: a CodeableConcept (RxNorm anywhere among the codings, or text only), or a
     // reference to a contained Medication ("#med1") or to one in a Bundle or on the server ("Medication/123"),
     // whose ingredient list counts too (combination products).
-    private static MedicationUse Describe(DataType? medication, List<Resource> contained, List<Dosage> dosage, MedicationStatus status,
-        DateOnly? stoppedOn, string? id, IReadOnlyDictionary<string, Medication> medications)
+    private static MedicationUse Describe(DrugRecord drug, MedicationStatus status, DateOnly? stoppedOn, IReadOnlyDictionary<string, MedicationRecord> medications)
     {
-        var reference = (medication as ResourceReference)?.Reference;
+        var medication = drug.Medication;
+        var reference = medication.Reference?.Value;
         var resolved = reference is null ? null
-            : reference.StartsWith('#') ? Contained(contained, reference.AsSpan(1))
+            : reference.StartsWith('#') ? Contained(drug.Contained, reference.AsSpan(1))
             : medications.GetValueOrDefault(reference);
 
         // The RxNorm codes, each once, and every name in order: of the medication's concept, then of the Medication it
         // references (its code, then its ingredients'), each concept's text before its codings' displays.
         var codes = new List<string>(2);
         var names = new List<string>(4);
-        Read(medication as CodeableConcept);
+        Read(medication.Concept);
         if (resolved is not null)
         {
             Read(resolved.Code);
-            for (var i = 0; i < resolved.Ingredient.Count; i++) Read(resolved.Ingredient[i]?.Item as CodeableConcept);
+            for (var i = 0; i < resolved.Ingredients.Length; i++) Read(resolved.Ingredients[i]);
         }
 
-        if ((medication as ResourceReference)?.Display is { } referenceName) names.Add(referenceName);
+        if (medication.Reference?.Display is { } referenceName) names.Add(referenceName);
         var display = names.Count > 0 ? names[0] : "Unnamed medication";
-        return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(dosage), Dosing.DailyDose(dosage),
-            status, stoppedOn, id, reference is not null && resolved is null && codes.Count == 0 ? reference : null);
+        return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(drug.Dosage), Dosing.DailyDose(drug.Dosage),
+            status, stoppedOn, drug.Id, reference is not null && resolved is null && codes.Count == 0 ? reference : null);
 
-        void Read(CodeableConcept? concept)
+        void Read(Concept? concept)
         {
             if (concept is null) return;
             if (concept.Text is { } text) names.Add(text);
-            for (var i = 0; i < concept.Coding.Count; i++)
+            foreach (var coding in concept.Codings)
             {
-                var coding = concept.Coding[i];
                 if (coding.Display is { } name) names.Add(name);
                 if (coding.System is DrugGroup.RxNorm or RxNormOid && !string.IsNullOrWhiteSpace(coding.Code) && !codes.Contains(coding.Code))
                 {
@@ -203,23 +197,23 @@ public static class PatientContextBuilder
         }
     }
 
-    private static Medication? Contained(List<Resource> contained, ReadOnlySpan<char> id)
+    private static MedicationRecord? Contained(IReadOnlyList<FhirRecord> contained, ReadOnlySpan<char> id)
     {
         for (var i = 0; i < contained.Count; i++)
         {
-            if (contained[i] is Medication { Id: { } medicationId } medication && id.SequenceEqual(medicationId)) return medication;
+            if (contained[i] is MedicationRecord { Id: { } medicationId } medication && id.SequenceEqual(medicationId)) return medication;
         }
 
         return null;
     }
 
-    private static string? DoseText(List<Dosage> instructions)
+    private static string? DoseText(DosageRecord[] instructions)
     {
-        if (instructions is not [var dosage, ..] || dosage is null) return null;
+        if (instructions is not [var dosage, ..]) return null;
         if (!string.IsNullOrWhiteSpace(dosage.Text)) return dosage.Text;
-        for (var i = 0; i < dosage.DoseAndRate.Count; i++)
+        foreach (var dose in dosage.Doses)
         {
-            if (dosage.DoseAndRate[i]?.Dose is Quantity q)
+            if (dose is { IsRange: false, Quantity: { } q })
             {
                 return q.Value is { } value ? $"{value.ToString(CultureInfo.InvariantCulture)} {q.Unit ?? q.Code}".Trim() : null;
             }
@@ -231,12 +225,12 @@ public static class PatientContextBuilder
     // The last day taken: the latest end of the dosing bounds or dispense validity, else the day the record last
     // changed (when it was marked stopped). Unknown stays null, and look-back rules count it: an MAOI stopped on an
     // unknown day may have been stopped yesterday.
-    private static DateOnly? StoppedOn(MedicationRequest request) =>
-        request.DosageInstruction
-            .Select(d => ParseDate((d.Timing?.Repeat?.Bounds as Period)?.End))
-            .Append(ParseDate(request.DispenseRequest?.ValidityPeriod?.End))
+    private static DateOnly? StoppedOn(RequestRecord request) =>
+        request.Dosage
+            .Select(d => ParseDate(d.Repeat?.BoundsEnd))
+            .Append(ParseDate(request.ValidityEnd))
             .Max()
-        ?? (request.Meta?.LastUpdated is { } updated ? DateOnly.FromDateTime(updated.UtcDateTime) : null);
+        ?? (request.LastUpdated?.Value is { } updated ? DateOnly.FromDateTime(updated.UtcDateTime) : null);
 
     private static DateOnly? ParseDate(string? value) =>
         value is { Length: >= 10 } && DateOnly.TryParseExact(value[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)

@@ -94,8 +94,8 @@ public class PrefetchReaderTests
             var data = PatientData.FromRequest(hook);
             var context = PatientContextBuilder.Build(hook, data, PatientContextBuilder.NewMedications(hook, data.Medications), Today);
             // The next links too: the service follows them for the rest of a paged prefetch.
-            var links = hook.Prefetch.Select(p => (p.Key, Bundle: p.Value.Resource as Hl7.Fhir.Model.Bundle)).Where(p => p.Bundle is not null)
-                .Select(p => $"{p.Key} next {p.Bundle!.Link.FirstOrDefault(l => l.Relation == "next")?.Url}").Order(StringComparer.Ordinal);
+            var links = hook.Prefetch.Select(p => (p.Key, Bundle: p.Value.Resource as BundleRecord)).Where(p => p.Bundle is not null)
+                .Select(p => $"{p.Key} next {p.Bundle!.Next}").Order(StringComparer.Ordinal);
             return Describe(context) + "\n" + string.Join('\n', links);
         }
         catch (InvalidHookRequestException e)
@@ -295,9 +295,9 @@ public class PrefetchReaderTests
     private static string? ReadStatus(string json)
     {
         var issues = new List<RequestIssue>();
-        var request = (Hl7.Fhir.Model.MedicationRequest)PrefetchReader.ReadResource(System.Text.Encoding.UTF8.GetBytes(json), "x", issues)!;
+        var request = (RequestRecord)PrefetchReader.ReadResource(System.Text.Encoding.UTF8.GetBytes(json), "x", issues)!;
         Assert.Empty(issues);
-        return request.StatusElement.JsonValue as string;
+        return request.Status;
     }
 
     [Fact]

@@ -23,7 +23,8 @@ public class ResourceTypeTests
 
         var (resource, issues) = Read(name);
 
-        Assert.Equal(expected, resource?.GetType());
+        // Read as the type of that name, and named as FHIR names it.
+        Assert.Equal(expected is null ? null : name, resource?.TypeName);
         Assert.Equal(expected is null, issues.Exists(i => i.Location == "prefetch.x.resourceType"));
     }
 
@@ -47,7 +48,7 @@ public class ResourceTypeTests
         Assert.Contains(issues, i => i.Location == "prefetch.x.resourceType" && i.Code == "invalid-resource");
     }
 
-    private static (Resource? Resource, List<RequestIssue> Issues) Read(string name)
+    private static (FhirRecord? Resource, List<RequestIssue> Issues) Read(string name)
     {
         var json = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["resourceType"] = name });
         var issues = new List<RequestIssue>();

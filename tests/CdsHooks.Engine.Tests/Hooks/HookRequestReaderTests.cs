@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Tests;
 using Hl7.Fhir.Model;
@@ -29,10 +30,10 @@ public class HookRequestReaderTests
         var request = Read(IndexRequest());
 
         Assert.Equal("elderly-1", request.PatientId);
-        var order = Assert.IsType<MedicationRequest>(Assert.Single(request.NewOrders));
+        var order = Assert.IsType<RequestRecord>(Assert.Single(request.NewOrders));
         Assert.Equal("mirtazapine-draft", order.Id);
         Assert.Equal(PrefetchState.Data, request.PrefetchFor(PrefetchKeys.Patient).State);
-        Assert.IsType<Bundle>(request.PrefetchFor(PrefetchKeys.Medications).Resource);
+        Assert.IsType<BundleRecord>(request.PrefetchFor(PrefetchKeys.Medications).Resource);
     }
 
     [Fact]
@@ -193,7 +194,7 @@ public class HookRequestReaderTests
 
         Assert.Equal("mirtazapine-draft", Assert.Single(request.NewOrders).Id);
         Assert.Equal("clonazepam-draft", Assert.Single(request.OtherDraftOrders).Id);
-        Assert.Equal("1950", ((Patient)request.PrefetchFor(PrefetchKeys.Patient).Resource!).BirthDate);
+        Assert.Equal("1950", ((PatientRecord)request.PrefetchFor(PrefetchKeys.Patient).Resource!).BirthDate);
     }
 
     [Fact]
@@ -252,7 +253,7 @@ public class HookRequestReaderTests
         if (duplicate) json = json[..^1] + ",\"hookInstance\":\"another\"}";
 
         if (duplicate) Assert.ThrowsAny<JsonException>(() => ReadText(json));
-        else Assert.Equal(2, Assert.IsType<MedicationRequest>(Assert.Single(ReadText(json).NewOrders)).Contained.Count);
+        else Assert.Equal(2, Assert.IsType<RequestRecord>(Assert.Single(ReadText(json).NewOrders)).Contained.Count);
     }
 
     [Fact]
@@ -319,9 +320,9 @@ public class HookRequestReaderTests
         // "St\u0061tus" spells "Status", which Firely reads as "status": the order's status is read, not skipped.
         var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"status\": \"draft\"", "\"St\\u0061tus\": \"draft\"");
 
-        var order = Assert.IsType<MedicationRequest>(Assert.Single(ReadText(json).NewOrders));
+        var order = Assert.IsType<RequestRecord>(Assert.Single(ReadText(json).NewOrders));
 
-        Assert.Equal("draft", order.StatusElement?.JsonValue as string);
+        Assert.Equal("draft", order.Status);
     }
 
     [Fact]

@@ -19,11 +19,11 @@ public class PatientContextBuilderTests
     [InlineData("1961", 65)]       // year only: read as 1 January, so a threshold is not missed
     [InlineData("1961-12", 64)]
     public void AgeComesFromFullAndPartialBirthDates(string birthDate, int age) =>
-        Assert.Equal(age, PatientContextBuilder.AgeOf(new Patient { BirthDate = birthDate }, Today));
+        Assert.Equal(age, PatientContextBuilder.AgeOf(new PatientRecord("p1", birthDate), Today));
 
     [Fact]
     public void UnknownBirthDateMeansUnknownAge() =>
-        Assert.Null(PatientContextBuilder.AgeOf(new Patient(), Today));
+        Assert.Null(PatientContextBuilder.AgeOf(new PatientRecord("p1", null), Today));
 
     private static HookRequest Request(Action<JsonNode> change)
     {
