@@ -24,8 +24,9 @@ public abstract class FhirRecord(string typeName, string? id)
     public byte[]? Source => (_whole as SourceJson)?.Utf8;
 
     /// <summary>The whole resource: parsed by Firely from the JSON kept beside this record (once, however many
-    /// suggestions ask), or the Firely resource it was made from; null when there is neither, or when Firely refuses
-    /// that JSON. Callers copy before they change it.</summary>
+    /// suggestions ask), or the Firely resource it was made from; null when there is neither (the reader keeps the JSON
+    /// of orders only: prefetched resources have no whole resource), or when Firely refuses that JSON. Callers copy
+    /// before they change it.</summary>
     public Resource? Whole() => _whole switch
     {
         SourceJson source => source.Whole.Value,
@@ -59,7 +60,7 @@ public abstract class FhirRecord(string typeName, string? id)
                 [.. bundle.Entry.Select(e => e?.Resource is { } r ? From(r) : null)]),
             MedicationRequest request => new RequestRecord(request.Id, request.StatusElement?.JsonValue as string,
                 request.IntentElement?.JsonValue as string, DrugOf(request.Medication), ContainedOf(request.Contained),
-                DosagesOf(request.DosageInstruction), request.DispenseRequest?.ValidityPeriod?.End, request.Meta?.LastUpdatedElement),
+                DosagesOf(request.DosageInstruction), request.DispenseRequest?.ValidityPeriod?.End, null, request.Meta?.LastUpdated),
             MedicationStatement statement => new StatementRecord(statement.Id, statement.StatusElement?.JsonValue as string,
                 DrugOf(statement.Medication), ContainedOf(statement.Contained), DosagesOf(statement.Dosage),
                 (statement.Effective as Period)?.End ?? (statement.Effective as FhirDateTime)?.Value),
@@ -86,7 +87,7 @@ public abstract class FhirRecord(string typeName, string? id)
     private static List<FhirRecord> ContainedOf(List<Resource> contained) => [.. contained.Where(r => r is not null).Select(From)];
 
     private static Concept? ConceptOf(CodeableConcept? concept) =>
-        concept is null ? null : new Concept(concept.Text, [.. concept.Coding.Select(c => new Coding(c?.System, c?.Code, c?.Display))]);
+        concept is null ? null : new Concept(concept.Text, [.. concept.Coding.Select(c => new CodingRecord(c?.System, c?.Code, c?.Display))]);
 
     /// <summary>Firely's dosage instructions as the engine reads them (the dosing tests write theirs with Firely).</summary>
     public static DosageRecord[] DosagesOf(IEnumerable<Dosage?> dosages) => [.. dosages.Select(DosageOf)];
@@ -113,10 +114,11 @@ public abstract class FhirRecord(string typeName, string? id)
 }
 
 /// <summary>A coding as sent: its system, code and display, each possibly absent.</summary>
-public readonly record struct Coding(string? System, string? Code, string? Display);
+public readonly record struct CodingRecord(string? System, string? Code, string? Display);
 
-/// <summary>A CodeableConcept: its text and its codings, in order.</summary>
-public sealed record Concept(string? Text, Coding[] Codings);
+/// <summary>A CodeableConcept: its text and its codings, in order. (Records holding arrays compare them by reference:
+/// these are read, not compared.)</summary>
+public sealed record Concept(string? Text, CodingRecord[] Codings);
 
 /// <summary>A reference as sent ("Medication/123", "#med1") and its display.</summary>
 public sealed record Reference(string? Value, string? Display);
@@ -152,8 +154,10 @@ public abstract class DrugRecord(string typeName, string? id, Drug medication, I
     public DosageRecord[] Dosage { get; } = dosage;
 }
 
+/// <param name="lastUpdatedText"><c>meta.lastUpdated</c> as read (a valid instant), made a date only when asked.</param>
+/// <param name="lastUpdated"><c>meta.lastUpdated</c> as Firely read it, for a record made from Firely's model.</param>
 public sealed class RequestRecord(string? id, string? status, string? intent, Drug medication, IReadOnlyList<FhirRecord> contained,
-    DosageRecord[] dosage, string? validityEnd, Instant? lastUpdated)
+    DosageRecord[] dosage, string? validityEnd, string? lastUpdatedText, DateTimeOffset? lastUpdated = null)
     : DrugRecord("MedicationRequest", id, medication, contained, dosage)
 {
     public string? Status { get; } = status;
@@ -163,8 +167,9 @@ public sealed class RequestRecord(string? id, string? status, string? intent, Dr
     /// <summary><c>dispenseRequest.validityPeriod.end</c>.</summary>
     public string? ValidityEnd { get; } = validityEnd;
 
-    /// <summary><c>meta.lastUpdated</c>, as Firely reads it.</summary>
-    public Instant? LastUpdated { get; } = lastUpdated;
+    /// <summary><c>meta.lastUpdated</c>, read as Firely reads an instant: only the rules that look back ask, and only
+    /// for a stopped order.</summary>
+    public DateTimeOffset? LastUpdated => lastUpdatedText is null ? lastUpdated : new Instant { JsonValue = lastUpdatedText }.Value;
 }
 
 public sealed class StatementRecord(string? id, string? status, Drug medication, IReadOnlyList<FhirRecord> contained, DosageRecord[] dosage, string? effectiveEnd)
@@ -199,11 +204,11 @@ public sealed class MedicationRecord(string? id, Concept? code, Concept?[] ingre
 }
 
 /// <summary>A Bundle: its entries' resources (null for an entry without one) and its <c>next</c> link.</summary>
-public sealed class BundleRecord(string? id, string? next, List<FhirRecord?> entries) : FhirRecord("Bundle", id)
+public sealed class BundleRecord(string? id, string? next, IReadOnlyList<FhirRecord?> entries) : FhirRecord("Bundle", id)
 {
     public string? Next { get; } = next;
 
-    public List<FhirRecord?> Entries { get; } = entries;
+    public IReadOnlyList<FhirRecord?> Entries { get; } = entries;
 }
 
 /// <summary>A resource no rule reads (an OperationOutcome, an Observation in a Bundle): its type and id only.</summary>

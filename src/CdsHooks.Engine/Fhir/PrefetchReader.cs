@@ -8,7 +8,7 @@ namespace CdsHooks.Engine.Fhir;
 /// Reads the resources of a hook request (prefetch: the patient, the Bundles of medications, statements and
 /// conditions; and the orders being placed), and the FHIR server's answers that complete prefetch, into the engine's own
 /// model (<see cref="FhirRecord"/>) with only the elements the engine reads: ids, statuses, codes, <c>medication[x]</c>,
-/// contained Medications, dosage, the dates that say when a medication ended, the birth date, Bundle links. Everything
+/// contained Medications, dosage, the dates that say when a medication ended, the birth date, a Bundle's next link. Everything
 /// else is skipped unread. Firely's full deserialization of every element was two thirds of a hook call's CPU and most
 /// of its allocations, and Firely's objects for the elements read were most of what was left (docs/performance.md). An
 /// order keeps its JSON beside it, and <see cref="FhirRecord.Whole"/> parses it whole with Firely when a suggestion
@@ -69,12 +69,22 @@ public static class PrefetchReader
     /// <summary>JSON text may start with a UTF-8 byte order mark, which <see cref="Utf8JsonReader"/> refuses.</summary>
     internal static ReadOnlySpan<byte> WithoutByteOrderMark(ReadOnlySpan<byte> utf8) => utf8.StartsWith("\uFEFF"u8) ? utf8[3..] : utf8;
 
-    /// <summary>Adds <paramref name="item"/> to an array that is usually empty or of one item: the array grows by one
-    /// (a list and its array were two objects per concept and per dosage).</summary>
-    private static void Append<T>(ref T[] items, T item)
+    /// <summary>The items of a repeated element as they are read, then as an array: usually none or one, so the first
+    /// array is made for one item and returned as it is (a list and its array were two objects per concept and per
+    /// dosage). It doubles as it grows, so a request of many thousands of items costs linear time.</summary>
+    private struct Items<T>
     {
-        Array.Resize(ref items, items.Length + 1);
-        items[^1] = item;
+        private T[]? _items;
+        private int _count;
+
+        public void Add(T item)
+        {
+            if (_items is null) _items = new T[1];
+            else if (_count == _items.Length) Array.Resize(ref _items, _count * 2);
+            _items[_count++] = item;
+        }
+
+        public readonly T[] ToArray() => _items is null ? [] : _count == _items.Length ? _items : _items[.._count];
     }
 
     private enum Literal { String, Code, Uri, Id, Date, DateTime, Instant }
@@ -441,10 +451,10 @@ public static class PrefetchReader
         private RequestRecord MedicationRequest(At at)
         {
             string? id = null, status = null, intent = null, validityEnd = null;
-            Instant? lastUpdated = null;
+            string? lastUpdated = null;
             Drug drug = default;
             IReadOnlyList<FhirRecord> contained = [];
-            DosageRecord[] dosages = [];
+            var dosages = new Items<DosageRecord>();
             var medication = 0;
             for (var seen = 0; Next(out var name);)
             {
@@ -458,7 +468,7 @@ public static class PrefetchReader
                     case 5: intent = Text(at, "intent", Literal.Code); break;
                     case 6: contained = Contained(at); break;
                     case 7:
-                        for (var i = 0; Item(at, "dosageInstruction", ref i, out var dosageAt);) Append(ref dosages, Dosage(dosageAt));
+                        for (var i = 0; Item(at, "dosageInstruction", ref i, out var dosageAt);) dosages.Add(Dosage(dosageAt));
                         break;
                     case 8 when Object(at, "dispenseRequest"):
                         var dispenseAt = at.Then("dispenseRequest");
@@ -480,7 +490,7 @@ public static class PrefetchReader
                         for (var metaSeen = 0; Next(out var metaName);)
                         {
                             if (Slot(metaName, MetaNames, ref metaSeen, metaAt) != 0) Skip();
-                            else if (Text(metaAt, "lastUpdated", Literal.Instant) is { } updated) lastUpdated = new Instant { JsonValue = updated };
+                            else lastUpdated = Text(metaAt, "lastUpdated", Literal.Instant);
                         }
 
                         break;
@@ -489,7 +499,7 @@ public static class PrefetchReader
                 }
             }
 
-            return new RequestRecord(id, status, intent, drug, contained, dosages, validityEnd, lastUpdated);
+            return new RequestRecord(id, status, intent, drug, contained, dosages.ToArray(), validityEnd, lastUpdated);
         }
 
         private StatementRecord MedicationStatement(At at)
@@ -497,7 +507,7 @@ public static class PrefetchReader
             string? id = null, status = null, effectiveEnd = null;
             Drug drug = default;
             IReadOnlyList<FhirRecord> contained = [];
-            DosageRecord[] dosages = [];
+            var dosages = new Items<DosageRecord>();
             var medication = 0;
             var effective = 0;
             for (var seen = 0; Next(out var name);)
@@ -511,7 +521,7 @@ public static class PrefetchReader
                     case 4: status = Text(at, "status", Literal.Code); break;
                     case 5: contained = Contained(at); break;
                     case 6:
-                        for (var i = 0; Item(at, "dosage", ref i, out var dosageAt);) Append(ref dosages, Dosage(dosageAt));
+                        for (var i = 0; Item(at, "dosage", ref i, out var dosageAt);) dosages.Add(Dosage(dosageAt));
                         break;
                     case 7: NoSuffix(at, "effective"); break;
                     case 8:
@@ -524,7 +534,7 @@ public static class PrefetchReader
                 }
             }
 
-            return new StatementRecord(id, status, drug, contained, dosages, effectiveEnd);
+            return new StatementRecord(id, status, drug, contained, dosages.ToArray(), effectiveEnd);
         }
 
         private ConditionRecord Condition(At at)
@@ -550,7 +560,7 @@ public static class PrefetchReader
         {
             string? id = null;
             Concept? code = null;
-            Concept?[] ingredients = [];
+            var ingredients = new Items<Concept?>();
             for (var seen = 0; Next(out var name);)
             {
                 switch (Slot(name, MedicationNames, ref seen, at))
@@ -574,7 +584,7 @@ public static class PrefetchReader
                                 }
                             }
 
-                            Append(ref ingredients, ingredient);
+                            ingredients.Add(ingredient);
                         }
 
                         break;
@@ -584,7 +594,7 @@ public static class PrefetchReader
                 }
             }
 
-            return new MedicationRecord(id, code, ingredients);
+            return new MedicationRecord(id, code, ingredients.ToArray());
         }
 
         // Contained Medications are read (a "#med1" reference resolves to one); other contained resources by type only.
@@ -606,7 +616,7 @@ public static class PrefetchReader
             string? text = null;
             RepeatRecord? repeat = null;
             var asNeeded = false;
-            DoseRecord[] doses = [];
+            var doses = new Items<DoseRecord>();
             RatioRecord? max = null;
             var asNeededTypes = 0;
             for (var seen = 0; Next(out var name);)
@@ -649,7 +659,7 @@ public static class PrefetchReader
                                 }
                             }
 
-                            Append(ref doses, dose);
+                            doses.Add(dose);
                         }
 
                         break;
@@ -674,7 +684,7 @@ public static class PrefetchReader
                 }
             }
 
-            return new DosageRecord(text, repeat, asNeeded, doses, max);
+            return new DosageRecord(text, repeat, asNeeded, doses.ToArray(), max);
         }
 
         private RepeatRecord Repeat(At at)
@@ -788,7 +798,7 @@ public static class PrefetchReader
             if (!Object(parent, name)) return null;
             var at = parent.Then(name);
             string? text = null;
-            Coding[] codings = [];
+            var codings = new Items<CodingRecord>();
             for (var seen = 0; Next(out var property);)
             {
                 switch (Slot(property, ConceptNames, ref seen, at))
@@ -809,7 +819,7 @@ public static class PrefetchReader
                                 }
                             }
 
-                            Append(ref codings, new Coding(system, code, display));
+                            codings.Add(new CodingRecord(system, code, display));
                         }
 
                         break;
@@ -819,7 +829,7 @@ public static class PrefetchReader
                 }
             }
 
-            return new Concept(text, codings);
+            return new Concept(text, codings.ToArray());
         }
 
         private Reference? Reference(At parent, string name)

@@ -15,7 +15,8 @@ public static class HookRequestReader
     /// than 64 and duplicate properties throw <see cref="JsonException"/>.</param>
     /// <param name="service">The service it was sent to.</param>
     /// <param name="whole">Parse every resource whole with Firely instead of only the elements the engine reads
-    /// (<see cref="PrefetchReader"/>): slower, and the reference the tests hold the fast reader to.</param>
+    /// (<see cref="PrefetchReader"/>), and make the records from that (<see cref="FhirRecord.From"/>): slower, and the
+    /// reference the tests hold the fast reader to.</param>
     /// <remarks>One forward pass over the text (<see cref="PrefetchReader.Pass"/>): the envelope's members may come in
     /// any order, so what depends on two of them (the selections and the orders, the patient and the prefetched
     /// Patient) is checked at the end.</remarks>

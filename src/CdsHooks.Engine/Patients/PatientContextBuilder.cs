@@ -230,7 +230,7 @@ public static class PatientContextBuilder
             .Select(d => ParseDate(d.Repeat?.BoundsEnd))
             .Append(ParseDate(request.ValidityEnd))
             .Max()
-        ?? (request.LastUpdated?.Value is { } updated ? DateOnly.FromDateTime(updated.UtcDateTime) : null);
+        ?? (request.LastUpdated is { } updated ? DateOnly.FromDateTime(updated.UtcDateTime) : null);
 
     private static DateOnly? ParseDate(string? value) =>
         value is { Length: >= 10 } && DateOnly.TryParseExact(value[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)
