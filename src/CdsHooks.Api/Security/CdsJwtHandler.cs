@@ -34,7 +34,9 @@ public sealed class CdsJwtHandler(
         SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
     };
 
-    private readonly JsonWebTokenHandler _tokens = new();
+    // One for the process, as JwtBearer keeps its token handlers: reading and validating are thread-safe, and a
+    // handler (made for each authenticated call) need not make one each time.
+    private static readonly JsonWebTokenHandler Tokens = new();
     private readonly ILogger _log = loggerFactory.CreateLogger<CdsJwtHandler>();
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
@@ -48,7 +50,7 @@ public sealed class CdsJwtHandler(
         JsonWebToken token;
         try
         {
-            token = _tokens.ReadJsonWebToken(raw);
+            token = Tokens.ReadJsonWebToken(raw);
         }
         catch (Exception e) when (e is ArgumentException or SecurityTokenMalformedException)
         {
@@ -82,7 +84,7 @@ public sealed class CdsJwtHandler(
 
         if (keys.Count == 0) return Fail("unknown kid", client.Issuer);
 
-        var result = await _tokens.ValidateTokenAsync(raw, new TokenValidationParameters
+        var result = await Tokens.ValidateTokenAsync(raw, new TokenValidationParameters
         {
             ValidIssuer = client.Issuer,
             ValidAudience = ExpectedAudience(options),

@@ -248,6 +248,27 @@ public sealed class AuthenticationTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, await Call(_ehr.Token(Audience(), issuer: TenantIssuer)));
     }
 
+    [Theory]
+    [InlineData("/health/live")]
+    [InlineData("/metrics")]
+    public async Task EndpointsOutsideTheCdsServicesNeverRunTheTokenCheck(string path)
+    {
+        // With one scheme registered, ASP.NET Core would make it the default and check a token on every request: a
+        // probe could make the service look up keys, and every call would pay for the handler.
+        var client = _app.CreateClient();
+        using var message = new HttpRequestMessage(HttpMethod.Get, path);
+        message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "not-a-token");
+
+        var response = await client.SendAsync(message, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.DoesNotContain("CDS client authentication failed", _root.Logs.AllText(), StringComparison.Ordinal);
+        // The CDS endpoints still check it.
+        Assert.Equal(HttpStatusCode.Unauthorized, await Call("not-a-token"));
+        Assert.Contains("CDS client authentication failed", _root.Logs.AllText(), StringComparison.Ordinal);
+        Assert.Contains("malformed token", _root.Logs.AllText(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task AFailureIsLoggedWithItsReasonButNeverTheToken()
     {
