@@ -294,11 +294,22 @@ public sealed class CardStore : IDisposable
     private async Task<List<PastCard>> QueryHistoryAsync(string patientHash, DateTimeOffset since, CancellationToken cancellationToken)
     {
         await using var connection = await OpenForReadAsync(cancellationToken);
-        var rows = await connection.QueryAsync<(string RuleId, string Drugs, string? EncounterHash, string Indicator, long IssuedAt, string? Outcome, string? OverrideCode, long? OutcomeAt, long? AcceptedChange)>(
-            HistoryQuery, new { patientHash, since = since.ToUnixTimeMilliseconds() });
-        return [.. rows.Select(r => new PastCard(r.RuleId, r.Drugs, r.EncounterHash, Parse(r.Indicator), DateTimeOffset.FromUnixTimeMilliseconds(r.IssuedAt),
-            r.Outcome, r.OverrideCode, r.OutcomeAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, r.AcceptedChange == 1))];
+        await using var query = connection.CreateCommand();
+        query.CommandText = HistoryQuery;
+        Parameter(query, "patientHash", DbType.String).Value = patientHash;
+        Parameter(query, "since", DbType.Int64).Value = since.ToUnixTimeMilliseconds();
+        await using var rows = await query.ExecuteReaderAsync(cancellationToken);
+        var history = new List<PastCard>();
+        while (await rows.ReadAsync(cancellationToken)) history.Add(PastCardOf(rows));
+        return history;
     }
+
+    // A row of the history query, read the same from either engine.
+    private static PastCard PastCardOf(DbDataReader row) => new(
+        row.GetString(0), row.GetString(1), row.IsDBNull(2) ? null : row.GetString(2), Parse(row.GetString(3)),
+        DateTimeOffset.FromUnixTimeMilliseconds(row.GetInt64(4)), row.IsDBNull(5) ? null : row.GetString(5),
+        row.IsDBNull(6) ? null : row.GetString(6), row.IsDBNull(7) ? null : DateTimeOffset.FromUnixTimeMilliseconds(row.GetInt64(7)),
+        !row.IsDBNull(8) && row.GetInt64(8) == 1);
 
     // SQLite: the history query compiled once for each connection kept for it, not once per call. Parsing and planning
     // it again on every hook call with cards (the fatigue controls ask each time) was about as much of the audit
@@ -372,13 +383,7 @@ public sealed class CardStore : IDisposable
             _since.Value = since;
             var history = new List<PastCard>();
             using var rows = _query.ExecuteReader();
-            while (rows.Read())
-            {
-                history.Add(new PastCard(rows.GetString(0), rows.GetString(1), rows.IsDBNull(2) ? null : rows.GetString(2), Parse(rows.GetString(3)),
-                    DateTimeOffset.FromUnixTimeMilliseconds(rows.GetInt64(4)), rows.IsDBNull(5) ? null : rows.GetString(5),
-                    rows.IsDBNull(6) ? null : rows.GetString(6), rows.IsDBNull(7) ? null : DateTimeOffset.FromUnixTimeMilliseconds(rows.GetInt64(7)),
-                    !rows.IsDBNull(8) && rows.GetInt64(8) == 1));
-            }
+            while (rows.Read()) history.Add(PastCardOf(rows));
 
             return history;
         }

@@ -150,15 +150,16 @@ public static class PatientContextBuilder
     }
 
     private static MedicationUse Describe(RequestRecord request, MedicationStatus status, IReadOnlyDictionary<string, MedicationRecord> medications) =>
-        Describe(request, status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, medications) with { Order = request };
+        Describe(request, status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, medications, request);
 
     private static MedicationUse Describe(StatementRecord statement, MedicationStatus status, IReadOnlyDictionary<string, MedicationRecord> medications) =>
-        Describe(statement, status, status == MedicationStatus.Stopped ? ParseDate(statement.EffectiveEnd) : null, medications);
+        Describe(statement, status, status == MedicationStatus.Stopped ? ParseDate(statement.EffectiveEnd) : null, medications, order: null);
 
     // medication[x] as EHRs send it: a CodeableConcept (RxNorm anywhere among the codings, or text only), or a
     // reference to a contained Medication ("#med1") or to one in a Bundle or on the server ("Medication/123"),
     // whose ingredient list counts too (combination products).
-    private static MedicationUse Describe(DrugRecord drug, MedicationStatus status, DateOnly? stoppedOn, IReadOnlyDictionary<string, MedicationRecord> medications)
+    private static MedicationUse Describe(DrugRecord drug, MedicationStatus status, DateOnly? stoppedOn, IReadOnlyDictionary<string, MedicationRecord> medications,
+        RequestRecord? order)
     {
         var medication = drug.Medication;
         var reference = medication.Reference?.Value;
@@ -180,7 +181,7 @@ public static class PatientContextBuilder
         if (medication.Reference?.Display is { } referenceName) names.Add(referenceName);
         var display = names.Count > 0 ? names[0] : "Unnamed medication";
         return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(drug.Dosage), Dosing.DailyDose(drug.Dosage),
-            status, stoppedOn, drug.Id, reference is not null && resolved is null && codes.Count == 0 ? reference : null);
+            status, stoppedOn, drug.Id, reference is not null && resolved is null && codes.Count == 0 ? reference : null, order);
 
         void Read(Concept? concept)
         {
