@@ -90,6 +90,46 @@ public sealed class CardWriterTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task CardRecordsOfCallsThatComeTogetherAreCommittedTogetherAfterThem()
+    {
+        // A long gathering window, so that nothing here depends on the machine's speed: without the window, the first
+        // record is written as soon as the writer wakes, well within the pause below.
+        var batches = new List<int>();
+        using var writer = new CardWriter(cards => { lock (batches) batches.Add(cards.Count); return Task.CompletedTask; },
+            _ => throw new InvalidOperationException("no tokens here"), (_, _) => { }, gather: TimeSpan.FromMinutes(1));
+        var now = DateTimeOffset.UtcNow;
+
+        await writer.EnqueueAsync([Card(1, now)], TestContext.Current.CancellationToken);
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        await writer.EnqueueAsync([Card(2, now), Card(3, now)], TestContext.Current.CancellationToken);
+        lock (batches) Assert.Empty(batches);
+        Assert.Equal(3, writer.Pending(_patient, now.AddMinutes(-1)).Count); // the fatigue controls see them meanwhile
+
+        await writer.FlushAsync(TestContext.Current.CancellationToken); // a flush does not wait out the window
+        lock (batches) Assert.Equal([3], batches);
+        Assert.Empty(writer.Pending(_patient, now.AddMinutes(-1)));
+    }
+
+    [Fact]
+    public async Task ATokenUseOrABatchsWorthOfCardsDoesNotWaitForTheGatheringWindow()
+    {
+        var written = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var writer = new CardWriter(cards => { written.TrySetResult(cards.Count); return Task.CompletedTask; },
+            uses => Task.FromResult(uses.Select(_ => true).ToArray()), (_, _) => { }, gather: TimeSpan.FromMinutes(1));
+        var now = DateTimeOffset.UtcNow;
+
+        var first = writer.FirstUseAsync(new TokenUse("https://ehr.example", "jti-1", 0), TestContext.Current.CancellationToken);
+        Assert.True(await first.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+
+        for (var i = 0; i < 125; i++)
+        {
+            await writer.EnqueueAsync([Card(4 * i, now), Card(4 * i + 1, now), Card(4 * i + 2, now), Card(4 * i + 3, now)], TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal(500, await written.Task.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+    }
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
