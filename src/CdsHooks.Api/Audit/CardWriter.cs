@@ -40,7 +40,17 @@ internal sealed class CardWriter : IDisposable
         FullMode = BoundedChannelFullMode.Wait,
     });
 
-    private readonly ConcurrentDictionary<string, CardRecord> _pending = new(StringComparer.Ordinal);
+    // The records not yet committed, by patient: the fatigue controls ask for one patient's on every call that has
+    // cards, and a scan of all of them cost more the longer records wait for their batch (docs/performance.md).
+    private readonly ConcurrentDictionary<string, Queued> _pending = new(StringComparer.Ordinal);
+
+    /// <summary>One patient's records not yet committed. Taken out of the map once empty, under its lock; a caller
+    /// that finds it taken out looks again.</summary>
+    private sealed class Queued
+    {
+        public readonly List<CardRecord> Cards = new(2);
+        public bool Gone;
+    }
     private readonly Func<IReadOnlyList<CardRecord>, Task> _write;
     private readonly Func<IReadOnlyList<TokenUse>, Task<bool[]>> _writeTokens;
     private readonly Action<Exception, int> _failed;
@@ -85,14 +95,14 @@ internal sealed class CardWriter : IDisposable
     public async ValueTask EnqueueAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken)
     {
         if (cards.Count == 0) return;
-        foreach (var card in cards) _pending[card.CardUuid] = card;
+        foreach (var card in cards) AddPending(card);
         try
         {
             await _queue.Writer.WriteAsync(cards, cancellationToken);
         }
         catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
         {
-            foreach (var card in cards) _pending.TryRemove(card.CardUuid, out _);
+            RemovePending(cards);
             throw; // ChannelClosedException is an InvalidOperationException: the caller's "audit unavailable" path
         }
 
@@ -101,19 +111,63 @@ internal sealed class CardWriter : IDisposable
 
     private void Hurry() => Volatile.Read(ref _hurry).TrySetResult();
 
-    /// <summary>Queued records of this patient, issued since then, that are not yet committed. The map is enumerated
-    /// without its locks: its <c>Values</c> took every lock and copied every queued record, for each hook call. A record
-    /// removed meanwhile was committed first (so the query that follows sees it), or its batch failed or its enqueue
-    /// was cancelled (so it is not in the history at all, as if never shown).</summary>
-    public List<CardRecord> Pending(string patientHash, DateTimeOffset since)
+    /// <summary>Queued records of this patient, issued since then, that are not yet committed. A record removed
+    /// meanwhile was committed first (so the query that follows sees it), or its batch failed or its enqueue was
+    /// cancelled (so it is not in the history at all, as if never shown).</summary>
+    public IReadOnlyList<CardRecord> Pending(string patientHash, DateTimeOffset since)
     {
-        var pending = new List<CardRecord>();
-        foreach (var (_, card) in _pending)
+        if (!_pending.TryGetValue(patientHash, out var queued)) return [];
+        lock (queued)
         {
-            if (card.PatientHash == patientHash && card.IssuedAt >= since) pending.Add(card);
+            return queued.Cards.FindAll(card => card.IssuedAt >= since);
         }
+    }
 
-        return pending;
+    /// <summary>How many patients have records not yet committed.</summary>
+    internal int PendingPatients => _pending.Count;
+
+    private void AddPending(CardRecord card)
+    {
+        while (true)
+        {
+            var queued = _pending.GetOrAdd(card.PatientHash, static _ => new Queued());
+            lock (queued)
+            {
+                if (queued.Gone) continue; // emptied and taken out meanwhile: a new one
+                queued.Cards.Add(card);
+                return;
+            }
+        }
+    }
+
+    // Each patient's list once, whatever the number of its records in the batch.
+    private void RemovePending(IReadOnlyList<CardRecord> cards)
+    {
+        var done = cards.Count == 1 ? null : new HashSet<CardRecord>(cards, ReferenceEqualityComparer.Instance);
+        var patients = cards.Count == 1 ? null : new HashSet<string>(StringComparer.Ordinal);
+        foreach (var card in cards)
+        {
+            if (patients is not null && !patients.Add(card.PatientHash)) continue;
+            if (!_pending.TryGetValue(card.PatientHash, out var queued)) continue;
+            lock (queued)
+            {
+                if (done is null)
+                {
+                    var at = queued.Cards.FindIndex(c => ReferenceEquals(c, card));
+                    if (at >= 0) queued.Cards.RemoveAt(at);
+                }
+                else
+                {
+                    queued.Cards.RemoveAll(done.Contains);
+                }
+
+                if (queued.Cards.Count == 0)
+                {
+                    queued.Gone = true;
+                    _pending.TryRemove(new KeyValuePair<string, Queued>(card.PatientHash, queued));
+                }
+            }
+        }
     }
 
     public async Task FlushAsync(CancellationToken cancellationToken)
@@ -213,7 +267,7 @@ internal sealed class CardWriter : IDisposable
                     _failed(e, batch.Count);
                 }
 
-                foreach (var card in batch) _pending.TryRemove(card.CardUuid, out _);
+                RemovePending(batch);
                 batch.Clear();
             }
 

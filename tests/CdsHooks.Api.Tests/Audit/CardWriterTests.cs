@@ -112,6 +112,33 @@ public sealed class CardWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task EachPatientSeesOnlyItsOwnQueuedRecordsAndNoneAreLeftOnceCommitted()
+    {
+        var committed = 0;
+        using var writer = new CardWriter(cards => { Interlocked.Add(ref committed, cards.Count); return Task.CompletedTask; },
+            _ => throw new InvalidOperationException("no tokens here"), (_, _) => { }, gather: TimeSpan.FromMinutes(1));
+        var now = DateTimeOffset.UtcNow;
+        var patients = Enumerable.Range(0, 20).Select(p => new string((char)('A' + p), 64)).ToList();
+
+        // 20 patients, patient p with p + 1 calls of two cards (420 cards: less than a batch), from many callers at once.
+        var calls = patients.SelectMany((patient, p) => Enumerable.Range(0, p + 1).Select(i =>
+            new[] { Card(2 * i, now) with { PatientHash = patient }, Card(2 * i + 1, now.AddMinutes(-10)) with { PatientHash = patient } })).ToList();
+        await Parallel.ForEachAsync(calls, TestContext.Current.CancellationToken, async (call, token) => await writer.EnqueueAsync(call, token));
+
+        for (var p = 0; p < patients.Count; p++)
+        {
+            var queued = writer.Pending(patients[p], now.AddMinutes(-1)); // the older card of each call is out of the window
+            Assert.Equal(p + 1, queued.Count);
+            Assert.All(queued, c => Assert.Equal(patients[p], c.PatientHash));
+        }
+
+        await writer.FlushAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(calls.Sum(c => c.Length), committed);
+        Assert.All(patients, patient => Assert.Empty(writer.Pending(patient, now.AddHours(-1))));
+        Assert.Equal(0, writer.PendingPatients);
+    }
+
+    [Fact]
     public async Task ATokenUseOrABatchsWorthOfCardsDoesNotWaitForTheGatheringWindow()
     {
         var written = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
