@@ -87,6 +87,13 @@ public sealed class CardStore : IDisposable
         """
         ALTER TABLE card_feedback ADD COLUMN accepted_change INTEGER NOT NULL DEFAULT 0;
         """,
+        // The history query seeks a patient's rows and reads each row for the columns it needs: rule and drugs in the
+        // index made its keys twice as long for nothing, and as a site runs it (many patients, so each card lands at
+        // a scattered place of the index) that was a tenth of the writer's cost (docs/performance.md, eleventh round).
+        """
+        DROP INDEX ix_issued_card_history;
+        CREATE INDEX ix_issued_card_patient ON issued_card (patient_hash, issued_at);
+        """,
     ];
 
     private readonly bool _sqlite;
@@ -285,7 +292,7 @@ public sealed class CardStore : IDisposable
         return history;
     }
 
-    private const string HistoryQuery = """
+    internal const string HistoryQuery = """
         SELECT c.rule_id, c.drugs, c.encounter_hash, c.indicator, c.issued_at, f.outcome, f.override_code, f.outcome_at, f.accepted_change
         FROM issued_card c LEFT JOIN card_feedback f ON f.card_uuid = c.card_uuid
         WHERE c.patient_hash = @patientHash AND (c.issued_at >= @since OR f.outcome_at >= @since)

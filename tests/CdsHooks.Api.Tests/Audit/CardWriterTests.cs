@@ -157,6 +157,29 @@ public sealed class CardWriterTests : IDisposable
         Assert.Equal(500, await written.Task.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
     }
 
+    [Fact]
+    public async Task TheHistoryQuerySeeksThePatientInAnIndex()
+    {
+        // Every hook call with cards reads its patient's history (fatigue controls on): a scan of the table would grow
+        // with the whole audit trail.
+        using (var store = Store()) await store.MigrateAsync(TestContext.Current.CancellationToken);
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_path}");
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var explain = connection.CreateCommand();
+        explain.CommandText = "EXPLAIN QUERY PLAN " + CardStore.HistoryQuery;
+        explain.Parameters.AddWithValue("@patientHash", _patient);
+        explain.Parameters.AddWithValue("@since", 0L);
+        var plan = new List<string>();
+        await using (var rows = await explain.ExecuteReaderAsync(TestContext.Current.CancellationToken))
+        {
+            while (await rows.ReadAsync(TestContext.Current.CancellationToken)) plan.Add(rows.GetString(3));
+        }
+
+        Assert.Contains(plan, step => step.Contains("issued_card", StringComparison.Ordinal)
+            && step.Contains("INDEX ix_issued_card_patient (patient_hash=?)", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan, step => step.StartsWith("SCAN", StringComparison.Ordinal));
+    }
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
