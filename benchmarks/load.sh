@@ -80,6 +80,11 @@ hey -z "${seconds}s" -c 50 -q 20 -m POST -T application/json -D "$work/typical.j
 burst_cpu=$(cpu_since $service $before "$(hey_ok < "$work/bursts.hey")")
 typical_p99=$(p99 < "$work/bursts.hey")
 typical_p99_10=$(hey -z "${seconds}s" -c 10 -q 100 -m POST -T application/json -D "$work/typical.json" $service_url | p99)
+# The baseline in the same bursts: what reading the body and answering a fixed card costs in them, on this machine.
+before=$(ticks $baseline)
+hey -z "${seconds}s" -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $baseline_url > "$work/baseline-bursts.hey"
+baseline_burst_cpu=$(cpu_since $baseline $before "$(hey_ok < "$work/baseline-bursts.hey")")
+baseline_p99=$(p99 < "$work/baseline-bursts.hey")
 echo "heavy request at 200 requests/s..."
 heavy_p99=$(hey -z "${seconds}s" -c 20 -q 10 -m POST -T application/json -D "$work/heavy.json" $service_url | p99)
 # The paged request, checked first: followed to its last page it must give the heavy request's cards (a refused or
@@ -198,6 +203,7 @@ The service built as: ${build}
 |---|---|---|
 | typical request, p99 at 1,000 requests/s (50 connections at 20/s: bursts of 50) | ${typical_p99} ms (the service's CPU: ${burst_cpu} µs per call) | at most 5 ms |
 | typical request, p99 at 1,000 requests/s (10 connections at 100/s: bursts of 10) | ${typical_p99_10} ms | at most 5 ms |
+| baseline endpoint, p99 in the same bursts of 50 | ${baseline_p99} ms (its CPU: ${baseline_burst_cpu} µs per call) | |
 | heavy request, p99 at 200 requests/s | ${heavy_p99} ms | below 50 ms |
 | heavy request with paged prefetch, p99 at 200 requests/s, pages from the cache (${heavy_paged_warm} queries while warming, ${heavy_paged_queries} after; ${heavy_paged_failed} answers not 200) | ${heavy_paged_p99} ms | below 50 ms |
 | heavy request with paged prefetch, p99 at 200 requests/s, fetching its 2 pages (cache of 1 ms: ${cold_queries} queries for ${cold_calls:-0} calls; ${cold_failed} answers not 200) | ${cold_p99} ms | below 50 ms |
