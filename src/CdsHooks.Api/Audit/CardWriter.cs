@@ -43,14 +43,6 @@ internal sealed class CardWriter : IDisposable
     // The records not yet committed, by patient: the fatigue controls ask for one patient's on every call that has
     // cards, and a scan of all of them cost more the longer records wait for their batch (docs/performance.md).
     private readonly ConcurrentDictionary<string, Queued> _pending = new(StringComparer.Ordinal);
-
-    /// <summary>One patient's records not yet committed. Taken out of the map once empty, under its lock; a caller
-    /// that finds it taken out looks again.</summary>
-    private sealed class Queued
-    {
-        public readonly List<CardRecord> Cards = new(2);
-        public bool Gone;
-    }
     private readonly Func<IReadOnlyList<CardRecord>, Task> _write;
     private readonly Func<IReadOnlyList<TokenUse>, Task<bool[]>> _writeTokens;
     private readonly Action<Exception, int> _failed;
@@ -281,5 +273,13 @@ internal sealed class CardWriter : IDisposable
         _queue.Writer.TryComplete();
         Hurry();
         _loop.Wait(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>One patient's records not yet committed. Taken out of the map once empty, under its lock; a caller
+    /// that finds it taken out looks again.</summary>
+    private sealed class Queued
+    {
+        public readonly List<CardRecord> Cards = new(2);
+        public bool Gone;
     }
 }
