@@ -1,8 +1,10 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using CdsHooks.Api.Audit;
 using CdsHooks.Tests;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CdsHooks.Api.Tests.Audit;
 
@@ -67,6 +69,28 @@ public sealed class PostgresTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheHistoryQuerySeeksThePatientInAnIndexOnPostgres()
+    {
+        // Every hook call with cards reads its patient's history (fatigue controls on): a scan would grow with the whole
+        // audit trail. The table is small here, so sequential scans are priced out to see whether an index can serve.
+        using var store = new CardStore(Microsoft.Extensions.Options.Options.Create(new AuditOptions { Provider = "postgres", ConnectionString = _database.ConnectionString }));
+        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        await using var connection = new Npgsql.NpgsqlConnection(_database.ConnectionString);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using (var off = new Npgsql.NpgsqlCommand("SET enable_seqscan = off", connection)) await off.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+        await using var explain = new Npgsql.NpgsqlCommand("EXPLAIN " + CardStore.HistoryQuery, connection);
+        explain.Parameters.Add(new Npgsql.NpgsqlParameter("patientHash", System.Data.DbType.String) { Value = new string('b', 64) });
+        explain.Parameters.Add(new Npgsql.NpgsqlParameter("since", System.Data.DbType.Int64) { Value = 0L });
+        var plan = new List<string>();
+        await using (var rows = await explain.ExecuteReaderAsync(TestContext.Current.CancellationToken))
+        {
+            while (await rows.ReadAsync(TestContext.Current.CancellationToken)) plan.Add(rows.GetString(0));
+        }
+
+        Assert.Contains(plan, step => step.Contains("ix_issued_card_patient", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task ACardShownOutsideAnEncounterIsRecordedOnPostgres()
     {
         // The encounter is optional in CDS Hooks: its hash is then a NULL, which PostgreSQL must take as such.
@@ -82,7 +106,12 @@ public sealed class PostgresTests : IAsyncLifetime
     {
         await using var first = Instance(fatigue: true);
         await using var second = Instance(fatigue: true);
+        Assert.Equal(HttpStatusCode.OK, (await second.CreateClient().GetAsync(new Uri("/health/live", UriKind.Relative), TestContext.Current.CancellationToken)).StatusCode);
         var card = Assert.Single(await Cards(first))!;
+
+        // Another instance sees a card once its record is committed: the writer gathers records for up to 20 ms
+        // (CardWriter.Gather). A clinician's feedback comes seconds later; here the first instance is made to commit.
+        await first.Services.GetRequiredService<CardStore>().KnownCardsAsync([(string)card["uuid"]!], TestContext.Current.CancellationToken);
 
         // The other instance knows the card, takes the override, and holds the card back from then on.
         var feedback = await second.CreateClient().PostJson(OrderSign + "/feedback", Overridden(card));
