@@ -24,7 +24,7 @@ internal sealed record TokenUse(string Issuer, string Jti, long ExpiresAt)
 /// signs several orders or many clinicians work at once, are answered on the two cores first and their records
 /// committed in one transaction after them, instead of a small transaction per call competing with the calls still
 /// being answered (docs/performance.md, eleventh round). A token use or a flush does not wait: their callers are
-/// waiting for the database.
+/// waiting for the database. A token use is written at once without ending the cards' gathering; a flush ends it.
 /// </remarks>
 internal sealed class CardWriter : IDisposable
 {
@@ -49,10 +49,12 @@ internal sealed class CardWriter : IDisposable
     private readonly Task _loop;
     private readonly TimeSpan _gather;
 
-    // Completed to end the gathering wait early: a token use or a flush queued, a batch's worth of cards queued,
-    // disposal. Replaced by the loop before it reads what is queued, so a signal after that is for the next batch.
+    // Completed to wake the loop before its deadline: a token use queued (written at once), a flush, a batch's worth of
+    // cards, disposal. Replaced by the loop before it reads what is queued, so a signal after that wakes it again (for
+    // nothing, at worst: it goes back to waiting).
     private TaskCompletionSource _hurry = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _queuedCards;
+    private int _queuedCards; // queued or gathered, not yet written
+    private volatile bool _stopping;
 
     public CardWriter(Func<IReadOnlyList<CardRecord>, Task> write, Func<IReadOnlyList<TokenUse>, Task<bool[]>> writeTokens,
         Action<Exception, int> failed, TimeSpan? gather = null)
@@ -206,44 +208,34 @@ internal sealed class CardWriter : IDisposable
         var batch = new List<CardRecord>();
         var tokens = new List<TokenUse>();
         var flushes = new List<TaskCompletionSource>();
-        var full = false; // the last batch stopped at its size, with more queued behind it
+        var full = false; // the last drain stopped at a batch's size, with more queued behind it
         while (await _queue.Reader.WaitToReadAsync())
         {
-            var hurry = Volatile.Read(ref _hurry).Task;
-            if (!full && _gather > TimeSpan.Zero && !hurry.IsCompleted && Volatile.Read(ref _queuedCards) < BatchSize)
+            // Card records gather until this deadline, a batch's worth, a flush or disposal. Token uses are written as
+            // they come, without ending the gathering: on an authenticated service every call brings one.
+            var due = Environment.TickCount64 + (long)_gather.TotalMilliseconds;
+            while (true)
             {
-                await Task.WhenAny(hurry, Task.Delay(_gather));
-            }
-
-            Volatile.Write(ref _hurry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-            while (batch.Count + tokens.Count < BatchSize && _queue.Reader.TryRead(out var item))
-            {
-                if (item is TaskCompletionSource flush) flushes.Add(flush);
-                else if (item is TokenUse use) tokens.Add(use);
-                else batch.AddRange((IReadOnlyList<CardRecord>)item);
-            }
-
-            full = batch.Count + tokens.Count >= BatchSize;
-            Interlocked.Add(ref _queuedCards, -batch.Count);
-
-            // Tokens first: their callers are waiting for the answer.
-            if (tokens.Count > 0)
-            {
-                try
+                var hurry = Volatile.Read(ref _hurry).Task;
+                var left = due - Environment.TickCount64;
+                if (!full && left > 0 && !hurry.IsCompleted && !_stopping && Volatile.Read(ref _queuedCards) < BatchSize)
                 {
-                    var first = await _writeTokens(tokens);
-                    for (var i = 0; i < tokens.Count; i++) tokens[i].FirstUse.TrySetResult(first[i]);
-                }
-#pragma warning disable CA1031 // each caller gets the failure and decides (the JWT handler falls back to memory)
-                catch (Exception e)
-#pragma warning restore CA1031
-                {
-                    Volatile.Write(ref _tokenFailureUntil, Environment.TickCount64 + (long)TokenFailureHold.TotalMilliseconds);
-                    Volatile.Write(ref _tokenFailure, e);
-                    foreach (var use in tokens) use.FirstUse.TrySetException(e);
+                    await Task.WhenAny(hurry, Task.Delay(TimeSpan.FromMilliseconds(left)));
                 }
 
-                tokens.Clear();
+                Volatile.Write(ref _hurry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+                while (batch.Count + tokens.Count < BatchSize && _queue.Reader.TryRead(out var item))
+                {
+                    if (item is TaskCompletionSource flush) flushes.Add(flush);
+                    else if (item is TokenUse use) tokens.Add(use);
+                    else batch.AddRange((IReadOnlyList<CardRecord>)item);
+                }
+
+                full = batch.Count + tokens.Count >= BatchSize;
+                if (tokens.Count > 0) await WriteTokensAsync(tokens); // their callers are waiting for the answer
+
+                // A wake-up for nothing (a signal meant for a batch already drained) goes back to waiting.
+                if (full || flushes.Count > 0 || _stopping || batch.Count == 0 || Environment.TickCount64 >= due) break;
             }
 
             if (batch.Count > 0)
@@ -260,6 +252,7 @@ internal sealed class CardWriter : IDisposable
                 }
 
                 RemovePending(batch);
+                Interlocked.Add(ref _queuedCards, -batch.Count);
                 batch.Clear();
             }
 
@@ -268,8 +261,28 @@ internal sealed class CardWriter : IDisposable
         }
     }
 
+    private async Task WriteTokensAsync(List<TokenUse> tokens)
+    {
+        try
+        {
+            var first = await _writeTokens(tokens);
+            for (var i = 0; i < tokens.Count; i++) tokens[i].FirstUse.TrySetResult(first[i]);
+        }
+#pragma warning disable CA1031 // each caller gets the failure and decides (the JWT handler falls back to memory)
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            Volatile.Write(ref _tokenFailureUntil, Environment.TickCount64 + (long)TokenFailureHold.TotalMilliseconds);
+            Volatile.Write(ref _tokenFailure, e);
+            foreach (var use in tokens) use.FirstUse.TrySetException(e);
+        }
+
+        tokens.Clear();
+    }
+
     public void Dispose()
     {
+        _stopping = true;
         _queue.Writer.TryComplete();
         Hurry();
         _loop.Wait(TimeSpan.FromSeconds(10));

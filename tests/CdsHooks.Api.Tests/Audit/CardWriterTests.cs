@@ -112,6 +112,31 @@ public sealed class CardWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task ATokenUseIsWrittenAtOnceWithoutEndingTheCardsGathering()
+    {
+        // On an authenticated service every call brings a token use: were each to end the gathering, card batches would
+        // be as small as without it.
+        var batches = new List<int>();
+        using var writer = new CardWriter(cards => { lock (batches) batches.Add(cards.Count); return Task.CompletedTask; },
+            uses => Task.FromResult(uses.Select(_ => true).ToArray()), (_, _) => { }, gather: TimeSpan.FromMinutes(1));
+        var now = DateTimeOffset.UtcNow;
+
+        await writer.EnqueueAsync([Card(1, now)], TestContext.Current.CancellationToken);
+        for (var i = 0; i < 3; i++)
+        {
+            var use = writer.FirstUseAsync(new TokenUse("https://ehr.example", $"jti-{i}", 0), TestContext.Current.CancellationToken);
+            Assert.True(await use.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+            await writer.EnqueueAsync([Card(2 + i, now)], TestContext.Current.CancellationToken);
+        }
+
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        lock (batches) Assert.Empty(batches);
+
+        await writer.FlushAsync(TestContext.Current.CancellationToken);
+        lock (batches) Assert.Equal([4], batches);
+    }
+
+    [Fact]
     public async Task EachPatientSeesOnlyItsOwnQueuedRecordsAndNoneAreLeftOnceCommitted()
     {
         var committed = 0;
