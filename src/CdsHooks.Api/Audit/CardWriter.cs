@@ -137,24 +137,14 @@ internal sealed class CardWriter : IDisposable
     // Each patient's list once, whatever the number of its records in the batch.
     private void RemovePending(IReadOnlyList<CardRecord> cards)
     {
-        var done = cards.Count == 1 ? null : new HashSet<CardRecord>(cards, ReferenceEqualityComparer.Instance);
-        var patients = cards.Count == 1 ? null : new HashSet<string>(StringComparer.Ordinal);
+        var done = new HashSet<CardRecord>(cards, ReferenceEqualityComparer.Instance);
+        var patients = new HashSet<string>(StringComparer.Ordinal);
         foreach (var card in cards)
         {
-            if (patients is not null && !patients.Add(card.PatientHash)) continue;
-            if (!_pending.TryGetValue(card.PatientHash, out var queued)) continue;
+            if (!patients.Add(card.PatientHash) || !_pending.TryGetValue(card.PatientHash, out var queued)) continue;
             lock (queued)
             {
-                if (done is null)
-                {
-                    var at = queued.Cards.FindIndex(c => ReferenceEquals(c, card));
-                    if (at >= 0) queued.Cards.RemoveAt(at);
-                }
-                else
-                {
-                    queued.Cards.RemoveAll(done.Contains);
-                }
-
+                queued.Cards.RemoveAll(done.Contains);
                 if (queued.Cards.Count == 0)
                 {
                     queued.Gone = true;
