@@ -143,9 +143,11 @@ public sealed record RepeatRecord(int? Frequency, int? FrequencyMax, decimal? Pe
 public sealed record DosageRecord(string? Text, RepeatRecord? Repeat, bool AsNeeded, DoseRecord[] Doses, RatioRecord? MaxDosePerPeriod);
 
 /// <summary>A MedicationRequest or a MedicationStatement: the drug, where it is described, and how it is taken.</summary>
-public abstract class DrugRecord(string typeName, string? id, Drug medication, IReadOnlyList<FhirRecord> contained, DosageRecord[] dosage)
+public abstract class DrugRecord(string typeName, string? id, string? status, Drug medication, IReadOnlyList<FhirRecord> contained, DosageRecord[] dosage)
     : FhirRecord(typeName, id)
 {
+    public string? Status { get; } = status;
+
     public Drug Medication { get; } = medication;
 
     /// <summary>Contained resources: Medications (a "#med1" reference resolves to one) and others by type only.</summary>
@@ -158,10 +160,8 @@ public abstract class DrugRecord(string typeName, string? id, Drug medication, I
 /// <param name="lastUpdated"><c>meta.lastUpdated</c> as Firely read it, for a record made from Firely's model.</param>
 public sealed class RequestRecord(string? id, string? status, string? intent, Drug medication, IReadOnlyList<FhirRecord> contained,
     DosageRecord[] dosage, string? validityEnd, string? lastUpdatedText, DateTimeOffset? lastUpdated = null)
-    : DrugRecord("MedicationRequest", id, medication, contained, dosage)
+    : DrugRecord("MedicationRequest", id, status, medication, contained, dosage)
 {
-    public string? Status { get; } = status;
-
     public string? Intent { get; } = intent;
 
     /// <summary><c>dispenseRequest.validityPeriod.end</c>.</summary>
@@ -173,10 +173,8 @@ public sealed class RequestRecord(string? id, string? status, string? intent, Dr
 }
 
 public sealed class StatementRecord(string? id, string? status, Drug medication, IReadOnlyList<FhirRecord> contained, DosageRecord[] dosage, string? effectiveEnd)
-    : DrugRecord("MedicationStatement", id, medication, contained, dosage)
+    : DrugRecord("MedicationStatement", id, status, medication, contained, dosage)
 {
-    public string? Status { get; } = status;
-
     /// <summary>The end of <c>effectivePeriod</c>, or <c>effectiveDateTime</c>.</summary>
     public string? EffectiveEnd { get; } = effectiveEnd;
 }

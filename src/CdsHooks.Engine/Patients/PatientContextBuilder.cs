@@ -150,16 +150,15 @@ public static class PatientContextBuilder
     }
 
     private static MedicationUse Describe(RequestRecord request, MedicationStatus status, IReadOnlyDictionary<string, MedicationRecord> medications) =>
-        Describe(request, status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, medications, request);
+        Describe(request, status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, medications);
 
     private static MedicationUse Describe(StatementRecord statement, MedicationStatus status, IReadOnlyDictionary<string, MedicationRecord> medications) =>
-        Describe(statement, status, status == MedicationStatus.Stopped ? ParseDate(statement.EffectiveEnd) : null, medications, order: null);
+        Describe(statement, status, status == MedicationStatus.Stopped ? ParseDate(statement.EffectiveEnd) : null, medications);
 
     // medication[x] as EHRs send it: a CodeableConcept (RxNorm anywhere among the codings, or text only), or a
     // reference to a contained Medication ("#med1") or to one in a Bundle or on the server ("Medication/123"),
-    // whose ingredient list counts too (combination products).
-    private static MedicationUse Describe(DrugRecord drug, MedicationStatus status, DateOnly? stoppedOn, IReadOnlyDictionary<string, MedicationRecord> medications,
-        RequestRecord? order)
+    // whose ingredient list counts too (combination products). An order is kept with its use (a suggestion may change it).
+    private static MedicationUse Describe(DrugRecord drug, MedicationStatus status, DateOnly? stoppedOn, IReadOnlyDictionary<string, MedicationRecord> medications)
     {
         var medication = drug.Medication;
         var reference = medication.Reference?.Value;
@@ -181,7 +180,7 @@ public static class PatientContextBuilder
         if (medication.Reference?.Display is { } referenceName) names.Add(referenceName);
         var display = names.Count > 0 ? names[0] : "Unnamed medication";
         return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(drug.Dosage), Dosing.DailyDose(drug.Dosage),
-            status, stoppedOn, drug.Id, reference is not null && resolved is null && codes.Count == 0 ? reference : null, order);
+            status, stoppedOn, drug.Id, reference is not null && resolved is null && codes.Count == 0 ? reference : null, drug as RequestRecord);
 
         void Read(Concept? concept)
         {

@@ -3,7 +3,6 @@ using System.Text.Json.Nodes;
 using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Tests;
-using Hl7.Fhir.Model;
 
 namespace CdsHooks.Engine.Tests.Hooks;
 

@@ -4,7 +4,6 @@ using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Patients;
 using CdsHooks.Tests;
-using Hl7.Fhir.Model;
 
 namespace CdsHooks.Engine.Tests.Patients;
 
