@@ -6,6 +6,7 @@ using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using SQLitePCL;
 
 namespace CdsHooks.Api.Audit;
 
@@ -238,17 +239,26 @@ public sealed class CardStore : IDisposable
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         if (!_sqlite) await connection.ExecuteAsync("SET LOCAL synchronous_commit TO OFF", transaction: transaction);
 
-        // One command for the batch, its parameters set for each card: Dapper's per-row binding (a parameter object and
-        // new parameters for every row) was most of the writer's own CPU at saturation (docs/performance.md).
+        if (connection is SqliteConnection sqlite) InsertCards(sqlite, cards);
+        else await InsertCardsAsync(connection, transaction, cards, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private const string InsertCardSql =
+        """
+        INSERT INTO issued_card (card_uuid, service_id, hook, hook_instance, rule_id, rule_version, indicator, drugs,
+                                 patient_hash, encounter_hash, suggestion_ids, issued_at)
+        VALUES (@card_uuid, @service_id, @hook, @hook_instance, @rule_id, @rule_version, @indicator, @drugs,
+                @patient_hash, @encounter_hash, @suggestion_ids, @issued_at)
+        """;
+
+    // PostgreSQL: one command for the batch, its parameters set for each card. Dapper's per-row binding (a parameter
+    // object and new parameters for every row) was most of the writer's own CPU at saturation (docs/performance.md).
+    private static async Task InsertCardsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken)
+    {
         await using var insert = connection.CreateCommand();
         insert.Transaction = transaction;
-        insert.CommandText =
-            """
-            INSERT INTO issued_card (card_uuid, service_id, hook, hook_instance, rule_id, rule_version, indicator, drugs,
-                                     patient_hash, encounter_hash, suggestion_ids, issued_at)
-            VALUES (@card_uuid, @service_id, @hook, @hook_instance, @rule_id, @rule_version, @indicator, @drugs,
-                    @patient_hash, @encounter_hash, @suggestion_ids, @issued_at)
-            """;
+        insert.CommandText = InsertCardSql;
         var uuid = Parameter(insert, "card_uuid", DbType.String);
         var service = Parameter(insert, "service_id", DbType.String);
         var hook = Parameter(insert, "hook", DbType.String);
@@ -277,8 +287,53 @@ public sealed class CardStore : IDisposable
             issued.Value = c.IssuedAt.ToUnixTimeMilliseconds();
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
+    }
 
-        await transaction.CommitAsync(cancellationToken);
+    // SQLite: the same insert, prepared once for the batch and bound by position through SQLitePCLRaw, the library under
+    // Microsoft.Data.Sqlite, in the transaction the connection has open. A SqliteCommand binds each of a row's twelve
+    // values by looking its parameter up by name, copies each string to UTF-8 in managed code and takes a reference on
+    // the statement's handle for each call; with two cards per hook call that binding was most of the audit trail's
+    // managed CPU at saturation (docs/performance.md, twelfth round). SQLite takes the strings as UTF-16 and converts
+    // them itself. Any result but SQLITE_DONE throws the SqliteException a command would, and the batch rolls back.
+    private static void InsertCards(SqliteConnection connection, IReadOnlyList<CardRecord> cards)
+    {
+        var db = connection.Handle!;
+        Check(raw.sqlite3_prepare_v2(db, InsertCardSql, out var insert), db);
+        using (insert)
+        {
+            Span<int> at = stackalloc int[CardColumns.Length];
+            for (var i = 0; i < at.Length; i++) at[i] = raw.sqlite3_bind_parameter_index(insert, CardColumns[i]);
+            foreach (var c in cards)
+            {
+                Check(raw.sqlite3_bind_text16(insert, at[0], c.CardUuid), db);
+                Check(raw.sqlite3_bind_text16(insert, at[1], c.ServiceId), db);
+                Check(raw.sqlite3_bind_text16(insert, at[2], c.Hook), db);
+                Check(raw.sqlite3_bind_text16(insert, at[3], c.HookInstance), db);
+                Check(raw.sqlite3_bind_text16(insert, at[4], c.RuleId), db);
+                Check(raw.sqlite3_bind_int(insert, at[5], c.RuleVersion), db);
+                Check(raw.sqlite3_bind_text16(insert, at[6], Name(c.Indicator)), db);
+                Check(raw.sqlite3_bind_text16(insert, at[7], c.Drugs), db);
+                Check(raw.sqlite3_bind_text16(insert, at[8], c.PatientHash), db);
+                Check(c.EncounterHash is null ? raw.sqlite3_bind_null(insert, at[9]) : raw.sqlite3_bind_text16(insert, at[9], c.EncounterHash), db);
+                Check(raw.sqlite3_bind_text16(insert, at[10], string.Join(',', c.SuggestionIds)), db);
+                Check(raw.sqlite3_bind_int64(insert, at[11], c.IssuedAt.ToUnixTimeMilliseconds()), db);
+                var step = raw.sqlite3_step(insert);
+                raw.sqlite3_reset(insert);
+                if (step != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(step, db);
+            }
+        }
+    }
+
+    // The insert's parameters, in the order InsertCards binds them.
+    private static readonly string[] CardColumns =
+    [
+        "@card_uuid", "@service_id", "@hook", "@hook_instance", "@rule_id", "@rule_version", "@indicator", "@drugs",
+        "@patient_hash", "@encounter_hash", "@suggestion_ids", "@issued_at",
+    ];
+
+    private static void Check(int result, sqlite3 db)
+    {
+        if (result != raw.SQLITE_OK) SqliteException.ThrowExceptionForRC(result, db);
     }
 
     /// <summary>The cards issued for this patient since <paramref name="since"/>, with their latest feedback.</summary>
@@ -524,7 +579,13 @@ public sealed class CardStore : IDisposable
         return parameter;
     }
 
-    private static string Name(Indicator indicator) => indicator.ToString().ToLowerInvariant();
+    private static string Name(Indicator indicator) => indicator switch
+    {
+        Indicator.Info => "info",
+        Indicator.Warning => "warning",
+        Indicator.Critical => "critical",
+        _ => indicator.ToString().ToLowerInvariant(),
+    };
 
     private static Indicator Parse(string indicator) => Enum.Parse<Indicator>(indicator, ignoreCase: true);
 

@@ -205,6 +205,69 @@ public sealed class CardWriterTests : IDisposable
         Assert.DoesNotContain(plan, step => step.StartsWith("SCAN", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task ARecordKeepsEveryColumnAsGiven()
+    {
+        // SQLite's insert binds its values by position (CardStore.InsertCards): a value bound to the wrong column, a
+        // null where the column is NOT NULL, or an empty list stored as NULL would show here.
+        using var store = Store();
+        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(1_790_000_000_123);
+        var encounter = new string('e', 64);
+        CardRecord[] cards =
+        [
+            new("uuid-1", "svc-a", "order-select", "hook-1", "rule-a", 3, Indicator.Critical, "1+2", _patient, encounter, ["update:x", "delete:y"], at),
+            new("uuid-2", "svc-b", "order-sign", "hook-2", "rule-b", 1, Indicator.Info, "3+4", _patient, null, [], at.AddMilliseconds(1)),
+        ];
+
+        await store.RecordCardsAsync(cards, TestContext.Current.CancellationToken);
+
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_path}");
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var query = connection.CreateCommand();
+        query.CommandText = """
+            SELECT card_uuid, service_id, hook, hook_instance, rule_id, rule_version, indicator, drugs, patient_hash,
+                   encounter_hash, suggestion_ids, issued_at
+            FROM issued_card ORDER BY card_uuid
+            """;
+        var rows = new List<object[]>();
+        await using (var reader = await query.ExecuteReaderAsync(TestContext.Current.CancellationToken))
+        {
+            while (await reader.ReadAsync(TestContext.Current.CancellationToken))
+            {
+                var row = new object[reader.FieldCount];
+                reader.GetValues(row);
+                rows.Add(row);
+            }
+        }
+
+        Assert.Equal(
+            [
+                ["uuid-1", "svc-a", "order-select", "hook-1", "rule-a", 3L, "critical", "1+2", _patient, encounter, "update:x,delete:y", 1_790_000_000_123L],
+                ["uuid-2", "svc-b", "order-sign", "hook-2", "rule-b", 1L, "info", "3+4", _patient, DBNull.Value, "", 1_790_000_000_124L],
+            ],
+            rows);
+    }
+
+    [Fact]
+    public async Task ARecordTheDatabaseRefusesFailsItsWholeBatch()
+    {
+        // The second card's uuid is already taken: the insert fails, and none of the batch stays, as with a command.
+        using var store = Store();
+        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        var now = DateTimeOffset.UtcNow;
+        var taken = Card(1, now);
+        await store.RecordCardsAsync([taken], TestContext.Current.CancellationToken);
+        var first = Card(2, now);
+
+        var refused = await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() =>
+            store.RecordCardsAsync([first, taken with { HookInstance = "again" }], TestContext.Current.CancellationToken));
+
+        Assert.Equal(19, refused.SqliteErrorCode); // SQLITE_CONSTRAINT
+        var known = await store.KnownCardsAsync([taken.CardUuid, first.CardUuid], TestContext.Current.CancellationToken);
+        Assert.Equal([taken.CardUuid], known.Keys);
+    }
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
