@@ -12,14 +12,20 @@ public sealed class CardWriterTests : IDisposable
 
     private CardStore Store() => new(Options.Create(new AuditOptions { ConnectionString = $"Data Source={_path}" }));
 
+    private async Task<CardStore> MigratedStoreAsync()
+    {
+        var store = Store();
+        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        return store;
+    }
+
     private CardRecord Card(int i, DateTimeOffset at) =>
         new(Guid.NewGuid().ToString(), "svc", "order-sign", $"hook-{i}", $"rule-{i % 7}", 1, Indicator.Warning, $"{i}+{i + 1}", _patient, null, [$"update:{i}"], at);
 
     [Fact]
     public async Task AQueuedCardCountsForFatigueAtOnceAndIsKnownToFeedback()
     {
-        using var store = Store();
-        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        using var store = await MigratedStoreAsync();
         var now = DateTimeOffset.UtcNow;
         var card = Card(1, now);
 
@@ -34,8 +40,7 @@ public sealed class CardWriterTests : IDisposable
     [Fact]
     public async Task ConcurrentTokenUsesAreBatchedAndAReplayInTheSameBatchIsStillOne()
     {
-        using var store = Store();
-        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        using var store = await MigratedStoreAsync();
         var until = DateTimeOffset.UtcNow.AddMinutes(5);
 
         // 400 different token ids at once, each of them sent twice, while cards are written beside them.
@@ -71,8 +76,7 @@ public sealed class CardWriterTests : IDisposable
     {
         // SQLite's history reads share a few kept connections, each with its query prepared once: a connection lent to
         // two readers at once, or parameters left from another call, would show one patient another's cards.
-        using var store = Store();
-        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        using var store = await MigratedStoreAsync();
         var now = DateTimeOffset.UtcNow;
         var patients = Enumerable.Range(0, 12).Select(p => new string((char)('a' + p), 64)).ToList();
         await store.RecordCardsAsync([.. patients.SelectMany((patient, p) => Enumerable.Range(0, p + 1).Select(i =>
@@ -210,8 +214,7 @@ public sealed class CardWriterTests : IDisposable
     {
         // SQLite's insert binds its values by position (CardStore.InsertCards): a value bound to the wrong column, a
         // null where the column is NOT NULL, or an empty list stored as NULL would show here.
-        using var store = Store();
-        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        using var store = await MigratedStoreAsync();
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_790_000_000_123);
         var encounter = new string('e', 64);
         CardRecord[] cards =
@@ -253,8 +256,7 @@ public sealed class CardWriterTests : IDisposable
     public async Task ARecordTheDatabaseRefusesFailsItsWholeBatch()
     {
         // The second card's uuid is already taken: the insert fails, and none of the batch stays, as with a command.
-        using var store = Store();
-        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        using var store = await MigratedStoreAsync();
         var now = DateTimeOffset.UtcNow;
         var taken = Card(1, now);
         await store.RecordCardsAsync([taken], TestContext.Current.CancellationToken);
