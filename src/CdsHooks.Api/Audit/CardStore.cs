@@ -289,12 +289,14 @@ public sealed class CardStore : IDisposable
         }
     }
 
-    // SQLite: the same insert, prepared once for the batch and bound by position through SQLitePCLRaw, the library under
-    // Microsoft.Data.Sqlite, in the transaction the connection has open. A SqliteCommand binds each of a row's twelve
-    // values by looking its parameter up by name, copies each string to UTF-8 in managed code and takes a reference on
-    // the statement's handle for each call; with two cards per hook call that binding was most of the audit trail's
-    // managed CPU at saturation (docs/performance.md, twelfth round). SQLite takes the strings as UTF-16 and converts
-    // them itself. Any result but SQLITE_DONE throws the SqliteException a command would, and the batch rolls back.
+    // SQLite: the same insert, bound by position through SQLitePCLRaw, the library under Microsoft.Data.Sqlite (on the
+    // connection's own handle, as its documentation's interop section shows), in the transaction the connection has
+    // open. A SqliteCommand found each of a row's twelve parameters by its name on every execution and copied each
+    // string to UTF-8 in managed code; with two cards per hook call that binding was most of the audit trail's managed
+    // CPU at saturation (docs/performance.md, twelfth round). SQLite takes the strings as UTF-16 and converts them
+    // itself. Any result but SQLITE_OK or SQLITE_DONE throws the SqliteException a command would, and the batch rolls
+    // back with its transaction. SQLitePCLRaw comes with Microsoft.Data.Sqlite: a major version of it under a later
+    // Microsoft.Data.Sqlite may need this method changed.
     private static void InsertCards(SqliteConnection connection, IReadOnlyList<CardRecord> cards)
     {
         var db = connection.Handle!;
@@ -305,17 +307,17 @@ public sealed class CardStore : IDisposable
             for (var i = 0; i < at.Length; i++) at[i] = raw.sqlite3_bind_parameter_index(insert, CardColumns[i]);
             foreach (var c in cards)
             {
-                Check(raw.sqlite3_bind_text16(insert, at[0], c.CardUuid), db);
-                Check(raw.sqlite3_bind_text16(insert, at[1], c.ServiceId), db);
-                Check(raw.sqlite3_bind_text16(insert, at[2], c.Hook), db);
-                Check(raw.sqlite3_bind_text16(insert, at[3], c.HookInstance), db);
-                Check(raw.sqlite3_bind_text16(insert, at[4], c.RuleId), db);
+                Check(Text(insert, at[0], c.CardUuid), db);
+                Check(Text(insert, at[1], c.ServiceId), db);
+                Check(Text(insert, at[2], c.Hook), db);
+                Check(Text(insert, at[3], c.HookInstance), db);
+                Check(Text(insert, at[4], c.RuleId), db);
                 Check(raw.sqlite3_bind_int(insert, at[5], c.RuleVersion), db);
-                Check(raw.sqlite3_bind_text16(insert, at[6], Name(c.Indicator)), db);
-                Check(raw.sqlite3_bind_text16(insert, at[7], c.Drugs), db);
-                Check(raw.sqlite3_bind_text16(insert, at[8], c.PatientHash), db);
-                Check(c.EncounterHash is null ? raw.sqlite3_bind_null(insert, at[9]) : raw.sqlite3_bind_text16(insert, at[9], c.EncounterHash), db);
-                Check(raw.sqlite3_bind_text16(insert, at[10], string.Join(',', c.SuggestionIds)), db);
+                Check(Text(insert, at[6], Name(c.Indicator)), db);
+                Check(Text(insert, at[7], c.Drugs), db);
+                Check(Text(insert, at[8], c.PatientHash), db);
+                Check(Text(insert, at[9], c.EncounterHash), db);
+                Check(Text(insert, at[10], string.Join(',', c.SuggestionIds)), db);
                 Check(raw.sqlite3_bind_int64(insert, at[11], c.IssuedAt.ToUnixTimeMilliseconds()), db);
                 var step = raw.sqlite3_step(insert);
                 raw.sqlite3_reset(insert);
@@ -330,6 +332,10 @@ public sealed class CardStore : IDisposable
         "@card_uuid", "@service_id", "@hook", "@hook_instance", "@rule_id", "@rule_version", "@indicator", "@drugs",
         "@patient_hash", "@encounter_hash", "@suggestion_ids", "@issued_at",
     ];
+
+    // A null string as NULL (a span of it would be an empty string), so that a NOT NULL column refuses it as before.
+    private static int Text(sqlite3_stmt statement, int index, string? value) =>
+        value is null ? raw.sqlite3_bind_null(statement, index) : raw.sqlite3_bind_text16(statement, index, value);
 
     private static void Check(int result, sqlite3 db)
     {

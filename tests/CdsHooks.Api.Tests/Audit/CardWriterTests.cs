@@ -212,8 +212,8 @@ public sealed class CardWriterTests : IDisposable
     [Fact]
     public async Task ARecordKeepsEveryColumnAsGiven()
     {
-        // SQLite's insert binds its values by position (CardStore.InsertCards): a value bound to the wrong column, a
-        // null where the column is NOT NULL, or an empty list stored as NULL would show here.
+        // SQLite's insert binds its values by position (CardStore.InsertCards): a value bound to the wrong column, or
+        // an empty list stored as NULL, would show here.
         using var store = await MigratedStoreAsync();
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_790_000_000_123);
         var encounter = new string('e', 64);
@@ -268,6 +268,25 @@ public sealed class CardWriterTests : IDisposable
         Assert.Equal(19, refused.SqliteErrorCode); // SQLITE_CONSTRAINT
         var known = await store.KnownCardsAsync([taken.CardUuid, first.CardUuid], TestContext.Current.CancellationToken);
         Assert.Equal([taken.CardUuid], known.Keys);
+
+        // The connection the refused batch used goes back to the pool with no transaction left open: the next batch lands.
+        var next = Card(3, now);
+        await store.RecordCardsAsync([next], TestContext.Current.CancellationToken);
+        Assert.Equal([next.CardUuid], (await store.KnownCardsAsync([next.CardUuid], TestContext.Current.CancellationToken)).Keys);
+    }
+
+    [Fact]
+    public async Task ARecordWithoutAValueItsColumnRequiresIsRefused()
+    {
+        // Bound as NULL, not as an empty string: the column's NOT NULL refuses the batch, as a command's binding did.
+        using var store = await MigratedStoreAsync();
+        var card = Card(1, DateTimeOffset.UtcNow) with { PatientHash = null! };
+
+        var refused = await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() =>
+            store.RecordCardsAsync([card], TestContext.Current.CancellationToken));
+
+        Assert.Equal(19, refused.SqliteErrorCode); // SQLITE_CONSTRAINT (NOT NULL)
+        Assert.Empty(await store.KnownCardsAsync([card.CardUuid], TestContext.Current.CancellationToken));
     }
 
     public void Dispose()
