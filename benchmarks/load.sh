@@ -69,11 +69,12 @@ summaries() { curl -s -X POST -H 'Content-Type: application/json' --data-binary 
 echo "warming up..."
 BODY="$work/typical.json" wrk -t2 -c32 -d10s -s "$work/post.lua" $service_url >/dev/null
 BODY="$work/typical.json" wrk -t2 -c32 -d5s -s "$work/post.lua" $baseline_url >/dev/null
-# And in bursts, as compare.sh warms: wrk keeps its connections, hey opens new ones, and in the first bursts after wrk
-# alone the runtime was still compiling the connections' set-up and teardown (its compiler thread took about a seventh
-# of the service's CPU in that run, docs/performance.md, twelfth round).
-hey -z 3s -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $service_url >/dev/null
-hey -z 3s -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $baseline_url >/dev/null
+# And in bursts, as compare.sh warms (5 s there): wrk keeps its connections, hey opens new ones, and the runtime was
+# still compiling the connections' set-up and teardown in the 5 s of bursts after wrk and 3 s of hey (its compiler
+# thread took about a seventh of the service's CPU ticks there), and not in the runs after (docs/performance.md,
+# twelfth round). So 8 s.
+hey -z 8s -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $service_url >/dev/null
+hey -z 8s -c 50 -q 20 -m POST -T application/json -D "$work/typical.json" $baseline_url >/dev/null
 
 echo "typical request at 1,000 requests/s..."
 # hey paces each connection with its own ticker, all started together: 50 connections at 20/s send bursts of 50 every
