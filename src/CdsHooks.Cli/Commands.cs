@@ -201,7 +201,7 @@ public sealed class ExplainCommand : AsyncCommand<RequestSettings>
 
             foreach (var rule in trace)
             {
-                var verdict = rule.Indicator is { } i ? $"fired: {i.ToString().ToLowerInvariant()}" : rule.Enabled ? "not fired" : "disabled";
+                var verdict = rule.Indicator is { } i ? $"fired: {i.WireName()}" : rule.Enabled ? "not fired" : "disabled";
                 Console.WriteLine($"{rule.RuleId}  {verdict}");
                 foreach (var step in rule.Steps) Console.WriteLine($"    {step}");
             }

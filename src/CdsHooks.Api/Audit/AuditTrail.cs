@@ -75,7 +75,7 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
     {
         foreach (var card in shown)
         {
-            CdsMetrics.Cards.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId), new KeyValuePair<string, object?>("indicator", card.Card.Indicator.ToString().ToLowerInvariant()));
+            CdsMetrics.Cards.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId), new KeyValuePair<string, object?>("indicator", card.Card.Indicator.WireName()));
         }
     }
 

@@ -237,10 +237,16 @@ public sealed class CardStore : IDisposable
         // which a client sends us and may not resend, stays durable at commit.
         await using var connection = await OpenAsync(cancellationToken, durable: false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        if (!_sqlite) await connection.ExecuteAsync("SET LOCAL synchronous_commit TO OFF", transaction: transaction);
+        if (_sqlite)
+        {
+            InsertCards((SqliteConnection)connection, cards);
+        }
+        else
+        {
+            await connection.ExecuteAsync("SET LOCAL synchronous_commit TO OFF", transaction: transaction);
+            await InsertCardsAsync(connection, transaction, cards, cancellationToken);
+        }
 
-        if (connection is SqliteConnection sqlite) InsertCards(sqlite, cards);
-        else await InsertCardsAsync(connection, transaction, cards, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
@@ -279,7 +285,7 @@ public sealed class CardStore : IDisposable
             instance.Value = c.HookInstance;
             rule.Value = c.RuleId;
             version.Value = c.RuleVersion;
-            indicator.Value = Name(c.Indicator);
+            indicator.Value = c.Indicator.WireName();
             drugs.Value = c.Drugs;
             patient.Value = c.PatientHash;
             encounter.Value = (object?)c.EncounterHash ?? DBNull.Value;
@@ -313,7 +319,7 @@ public sealed class CardStore : IDisposable
                 Check(Text(insert, at[3], c.HookInstance), db);
                 Check(Text(insert, at[4], c.RuleId), db);
                 Check(raw.sqlite3_bind_int(insert, at[5], c.RuleVersion), db);
-                Check(Text(insert, at[6], Name(c.Indicator)), db);
+                Check(Text(insert, at[6], c.Indicator.WireName()), db);
                 Check(Text(insert, at[7], c.Drugs), db);
                 Check(Text(insert, at[8], c.PatientHash), db);
                 Check(Text(insert, at[9], c.EncounterHash), db);
@@ -584,14 +590,6 @@ public sealed class CardStore : IDisposable
         command.Parameters.Add(parameter);
         return parameter;
     }
-
-    private static string Name(Indicator indicator) => indicator switch
-    {
-        Indicator.Info => "info",
-        Indicator.Warning => "warning",
-        Indicator.Critical => "critical",
-        _ => indicator.ToString().ToLowerInvariant(),
-    };
 
     private static Indicator Parse(string indicator) => Enum.Parse<Indicator>(indicator, ignoreCase: true);
 

@@ -301,7 +301,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         }
 
         var indicator = IndicatorOf(rule, applying);
-        trace?.Add($"fired: {indicator.ToString().ToLowerInvariant()} (rule {rule.Indicator.ToString().ToLowerInvariant()}, " +
+        trace?.Add($"fired: {indicator.WireName()} (rule {rule.Indicator.WireName()}, " +
             $"{applying.Count(f => f.Escalates)} escalating factor(s){(rule.CriticalWhenEscalators is { } n ? $", critical from {n}" : "")})");
         return new Finding(rule, sideA, sideB, applying, patient.Age, indicator);
     }

@@ -41,6 +41,19 @@ public enum Indicator
     [JsonStringEnumMemberName("critical")] Critical = 2,
 }
 
+public static class IndicatorNames
+{
+    /// <summary>The indicator as CDS Hooks spells it ("info", "warning", "critical"): in the audit trail, the metrics
+    /// and the traces as on the wire. A constant, not a string made per call.</summary>
+    public static string WireName(this Indicator indicator) => indicator switch
+    {
+        Indicator.Info => "info",
+        Indicator.Warning => "warning",
+        Indicator.Critical => "critical",
+        _ => indicator.ToString().ToLowerInvariant(),
+    };
+}
+
 public sealed record Source(string Label, string? Url = null, Coding? Topic = null);
 
 public sealed record Coding(string System, string Code, string? Display = null);
