@@ -23,6 +23,7 @@ public static class OperationsExtensions
                 .AddMeter(CdsMetrics.MeterName)
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
+                .AddView(instrument => Redundant(instrument) ? MetricStreamConfiguration.Drop : null)
                 .AddPrometheusExporter())
             // Every call carries W3C trace context on to the FHIR server; spans are recorded only when the caller's
             // own trace context says it samples them. No trace exporter is configured, and recording a span for every
@@ -34,6 +35,17 @@ public static class OperationsExtensions
 
         builder.Services.AddOpenApi();
     }
+
+    /// <summary>Instruments that ASP.NET Core's instrumentation turns on but an operator of this service does not need,
+    /// recorded on every request or more often: Kestrel's memory pool counts each 4 KB block rented and returned (several
+    /// per call), routing counts each match, and the rate limiter's lease duration and active leases repeat
+    /// <c>http.server.request.duration</c> and <c>http.server.active_requests</c> for a limiter that every CDS call passes.
+    /// Together 1.5% of the service's CPU at saturation (docs/performance.md, thirteenth round). Dropped instruments
+    /// are not listened to at all. Kept: the rate limiter's <c>aspnetcore.rate_limiting.requests</c>, which counts
+    /// refusals.</summary>
+    internal static bool Redundant(System.Diagnostics.Metrics.Instrument instrument) =>
+        instrument.Meter.Name is "Microsoft.AspNetCore.MemoryPool" or "Microsoft.AspNetCore.Routing"
+        || instrument.Name is "aspnetcore.rate_limiting.request_lease.duration" or "aspnetcore.rate_limiting.active_request_leases";
 
     public static void MapOperations(this WebApplication app)
     {

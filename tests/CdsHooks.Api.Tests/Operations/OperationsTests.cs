@@ -43,6 +43,22 @@ public sealed class OperationsTests(CdsHooksApplication app) : IClassFixture<Cds
     }
 
     [Fact]
+    public async Task MetricsRecordedOnEveryCallThatNobodyNeedsAreNotListenedTo()
+    {
+        var response = await _client.PostJson("/cds-services/medication-safety-order-sign", Repository.SampleNode("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var metrics = await (await Get("/metrics")).Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+
+        Assert.Contains("http_server_request_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
+        Assert.Contains("aspnetcore_rate_limiting_requests_total{", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain("aspnetcore_memory_pool_", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain("aspnetcore_routing_match_attempts", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain("aspnetcore_rate_limiting_request_lease_duration", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain("aspnetcore_rate_limiting_active_request_leases", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TheOpenApiDocumentDescribesTheHttpSurface()
     {
         var document = await (await Get("/openapi/v1.json")).Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
