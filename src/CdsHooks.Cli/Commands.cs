@@ -149,7 +149,7 @@ internal static class Engine
             var body = new Rows(
                 new Markup($"[bold]{Markup.Escape(card.Summary)}[/]"),
                 new Text(""),
-                new Text(card.Detail ?? ""),
+                new Text(card.Detail?.ToString() ?? ""),
                 new Text(""),
                 new Markup($"Source: {Markup.Escape(card.Source.Label)} [link]{Markup.Escape(card.Source.Url ?? "")}[/]"));
             AnsiConsole.Write(new Panel(body) { Header = new PanelHeader($"[{colour}] {card.Indicator.ToString().ToUpperInvariant()} [/]"), Border = BoxBorder.Rounded, Expand = true });

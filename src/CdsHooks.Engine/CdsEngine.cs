@@ -104,7 +104,7 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
             summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…",
             Indicator.Info,
             new Source("Medication safety service"),
-            "The EHR did not provide, and its FHIR server could not return, some of the patient's data: " +
-            string.Join("; ", gaps) + ". Interactions that depend on it were not checked; the other cards stand.");
+            CardText.Of("The EHR did not provide, and its FHIR server could not return, some of the patient's data: " +
+                string.Join("; ", gaps) + ". Interactions that depend on it were not checked; the other cards stand."));
     }
 }

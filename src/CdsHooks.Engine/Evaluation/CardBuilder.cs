@@ -151,17 +151,9 @@ public static class CardBuilder
         return Capitalise(summary);
     }
 
-    // One builder per thread, reused: a card's detail is a few thousand characters, and a new builder grows by chunks
-    // to twice that before the string is made (docs/performance.md). Detail does not await, so no other call shares it.
-    [ThreadStatic]
-    private static StringBuilder? _builder;
-
-    private static string Detail(Problem problem, IReadOnlyList<Finding> all)
+    private static CardText Detail(Problem problem, IReadOnlyList<Finding> all)
     {
         var head = problem.Head;
-        var detail = _builder ?? new StringBuilder(4096);
-        _builder = null;
-        detail.Clear();
 
         // Each medication once, the new orders first, otherwise in the findings' order.
         var drugs = new List<ResolvedDrug>();
@@ -174,42 +166,52 @@ public static class CardBuilder
             else drugs.Add(drug);
         }
 
-        detail.Append("**Drugs:** ");
-        for (var i = 0; i < drugs.Count; i++)
-        {
-            if (i > 0) detail.Append("; ");
-            Describe(detail, drugs[i]);
-        }
-
-        detail.Append(".\n\n");
-        detail.Append("**Risk:** ").Append(head.Rule.Risk).Append("\n\n");
-
         var factors = new List<PatientFactor>();
+        var citable = 0;
         foreach (var finding in all)
         {
+            citable += finding.Rule.Sources.Count;
             for (var i = 0; i < finding.Factors.Count; i++)
             {
                 if (IndexOf(factors, finding.Factors[i].Text, static f => f.Text) < 0) factors.Add(finding.Factors[i]);
             }
         }
 
+        // The knowledge's texts and the headings are fixed parts, escaped once for the process (CardText); the drugs,
+        // doses, age and joined summaries are this call's. Sized for the parts below: 8 per drug at most, 5 per
+        // source, 4 per joined finding, 2 per factor, 12 others.
+        var detail = CardText.Build(12 + 8 * drugs.Count + 2 * factors.Count + 4 * problem.Joined.Count + 5 * citable);
+        detail.Fixed("**Drugs:** ");
+        for (var i = 0; i < drugs.Count; i++)
+        {
+            if (i > 0) detail.Fixed("; ");
+            Describe(detail, drugs[i]);
+        }
+
+        detail.Fixed(".\n\n**Risk:** ").Fixed(head.Rule.Risk);
         if (factors.Count > 0)
         {
-            detail.Append("**This patient:** ");
-            if (head.Age is { } age && factors.Exists(f => f.AgeAtLeast is not null)) detail.Append("age ").Append(age).Append(". ");
-            for (var i = 0; i < factors.Count; i++) (i > 0 ? detail.Append(' ') : detail).Append(factors[i].Text);
-            detail.Append("\n\n");
+            detail.Fixed("\n\n**This patient:** ");
+            if (head.Age is { } age && factors.Exists(f => f.AgeAtLeast is not null))
+            {
+                detail.Fixed("age ").Append(age.ToString(CultureInfo.InvariantCulture)).Fixed(". ");
+            }
+
+            for (var i = 0; i < factors.Count; i++)
+            {
+                if (i > 0) detail.Fixed(" ");
+                detail.Fixed(factors[i].Text);
+            }
         }
 
-        detail.Append("**What to do:** ").Append(head.Rule.Management).Append("\n\n");
+        detail.Fixed("\n\n**What to do:** ").Fixed(head.Rule.Management);
         if (problem.Joined.Count > 0)
         {
-            detail.Append("**Also:**\n");
-            foreach (var also in problem.Joined) detail.Append("- **").Append(Summary(also)).Append(".** ").Append(also.Rule.Management).Append('\n');
-            detail.Append('\n');
+            detail.Fixed("\n\n**Also:**");
+            foreach (var also in problem.Joined) detail.Fixed("\n- **").Append(Summary(also)).Fixed(".** ").Fixed(also.Rule.Management);
         }
 
-        detail.Append("**Sources:** ");
+        detail.Fixed("\n\n**Sources:** ");
         var sources = new List<RuleSource>();
         foreach (var finding in all)
         {
@@ -218,15 +220,12 @@ public static class CardBuilder
             {
                 var source = ruleSources[i];
                 if (!Shown(finding, source) || sources.Contains(source)) continue;
-                if (sources.Count > 0) detail.Append("; ");
-                detail.Append('[').Append(source.Label).Append("](").Append(source.Url).Append(')');
+                detail.Fixed(sources.Count > 0 ? "; [" : "[").Fixed(source.Label).Fixed("](").Fixed(source.Url).Fixed(")");
                 sources.Add(source);
             }
         }
 
-        var text = detail.Append('.').ToString();
-        if (detail.Capacity <= 16 * 1024) _builder = detail; // an unusually long one is left to the GC
-        return text;
+        return detail.Fixed(".").ToText();
     }
 
     // A source that only backs a patient factor (Beers for "age 65 and over") is cited only when that factor applies.
@@ -243,16 +242,16 @@ public static class CardBuilder
         return false;
     }
 
-    private static void Describe(StringBuilder text, ResolvedDrug drug)
+    private static void Describe(CardText.Builder text, ResolvedDrug drug)
     {
         var medication = drug.Medication;
-        Markdown(text, medication.Display);
-        if (medication.Dose is { } dose) Markdown(text.Append(", "), dose);
-        if (drug.MgPerDay is { } mg) text.Append(" (").Append(mg.ToString("0.###", CultureInfo.InvariantCulture)).Append(" mg/day)");
-        text.Append(medication.Status switch
+        text.Append(Markdown(medication.Display));
+        if (medication.Dose is { } dose) text.Fixed(", ").Append(Markdown(dose));
+        if (drug.MgPerDay is { } mg) text.Fixed(" (").Append(mg.ToString("0.###", CultureInfo.InvariantCulture)).Fixed(" mg/day)");
+        if (medication.Status is Patients.MedicationStatus.Stopped && medication.StoppedOn is { } on) text.Append($" (stopped {on:yyyy-MM-dd})");
+        else text.Fixed(medication.Status switch
         {
             Patients.MedicationStatus.New => " (new order)",
-            Patients.MedicationStatus.Stopped when medication.StoppedOn is { } on => $" (stopped {on:yyyy-MM-dd})",
             Patients.MedicationStatus.Stopped => " (recently stopped)",
             _ => " (current)",
         });
@@ -286,18 +285,17 @@ public static class CardBuilder
     private static readonly System.Buffers.SearchValues<char> MarkdownSpecial = System.Buffers.SearchValues.Create("\\`*_{}[]<>()#+!|~\r\n");
 
     // Medication names and dosage text come from the EHR: keep them from turning into markdown or HTML.
-    private static void Markdown(StringBuilder escaped, string text)
+    private static string Markdown(string text)
     {
-        if (!text.AsSpan().ContainsAny(MarkdownSpecial))
-        {
-            escaped.Append(text); // most names: nothing to escape
-            return;
-        }
+        if (!text.AsSpan().ContainsAny(MarkdownSpecial)) return text; // most names: nothing to escape
 
+        var escaped = new StringBuilder(text.Length + 8);
         foreach (var c in text)
         {
             if (c is not ('\r' or '\n') && MarkdownSpecial.Contains(c)) escaped.Append('\\');
             escaped.Append(c is '\r' or '\n' ? ' ' : c);
         }
+
+        return escaped.ToString();
     }
 }

@@ -27,7 +27,7 @@ public sealed record Card(
     string Summary,
     Indicator Indicator,
     Source Source,
-    string? Detail = null,
+    CardText? Detail = null,
     IReadOnlyList<Suggestion>? Suggestions = null,
     string? SelectionBehavior = null,
     IReadOnlyList<Coding>? OverrideReasons = null,

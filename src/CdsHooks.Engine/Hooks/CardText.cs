@@ -1,0 +1,148 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace CdsHooks.Engine.Hooks;
+
+/// <summary>
+/// A card's markdown detail, kept as the parts it was built from: the knowledge's fixed texts (a rule's risk and
+/// management, a factor's text, the headings) and the few texts of this call (the drugs as the EHR named them, doses,
+/// the age). On the wire it is one JSON string; each fixed part is escaped once for the life of the process and
+/// copied as it is, so only this call's texts go through the escaper. A detail is a few thousand characters, most of
+/// them fixed: made into a string and escaped character by character on every call, it was 6% of the service's CPU
+/// at saturation (docs/performance.md, thirteenth round). <see cref="ToString"/> gives the text itself.
+/// </summary>
+[JsonConverter(typeof(CardTextConverter))]
+public sealed class CardText
+{
+    private readonly List<Part> _parts;
+    private string? _text;
+
+    private CardText(List<Part> parts) => _parts = parts;
+
+    /// <summary>A detail that is one text.</summary>
+    public static CardText Of(string text) => new([new Part(text, Fixed: false)]);
+
+    /// <summary>A detail of up to <paramref name="parts"/> parts (more make the list grow).</summary>
+    internal static Builder Build(int parts) => new(new List<Part>(parts));
+
+    /// <summary>The markdown text, as the clinician reads it.</summary>
+    public override string ToString()
+    {
+        if (_text is not null) return _text;
+        var length = 0;
+        foreach (var part in _parts) length += part.Text.Length;
+        return _text = string.Create(length, _parts, static (chars, parts) =>
+        {
+            foreach (var part in parts)
+            {
+                part.Text.CopyTo(chars);
+                chars = chars[part.Text.Length..];
+            }
+        });
+    }
+
+    internal readonly record struct Part(string Text, bool Fixed);
+
+    /// <summary>Adds parts; <see cref="Fixed"/> for a text that comes again in other cards (the knowledge's, or a
+    /// literal), whose escaped form is kept; <see cref="Append"/> for this call's own.</summary>
+    internal readonly struct Builder(List<Part> parts)
+    {
+        public Builder Fixed(string text)
+        {
+            if (text.Length > 0) parts.Add(new Part(text, Fixed: true));
+            return this;
+        }
+
+        public Builder Append(string text)
+        {
+            if (text.Length > 0) parts.Add(new Part(text, Fixed: false));
+            return this;
+        }
+
+        public CardText ToText() => new(parts);
+    }
+
+    /// <summary>Writes the detail as one JSON string: what <see cref="Utf8JsonWriter.WriteStringValue(string)"/> writes
+    /// for <see cref="ToString"/>, with the encoder of the serializer's options.</summary>
+    private sealed class CardTextConverter : JsonConverter<CardText>
+    {
+        public override CardText Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            Of(reader.GetString() ?? throw new JsonException("A card's detail is a string."));
+
+        public override void Write(Utf8JsonWriter writer, CardText value, JsonSerializerOptions options)
+        {
+            var encoder = options.Encoder ?? JavaScriptEncoder.Default;
+            // Escaped, a UTF-16 unit takes at most 6 bytes ("\uXXXX"), and as UTF-8 at most 3.
+            int bound = 2, longest = 0;
+            foreach (var part in value._parts)
+            {
+                bound += part.Text.Length * 6;
+                if (!part.Fixed) longest = Math.Max(longest, part.Text.Length);
+            }
+
+            var pool = ArrayPool<byte>.Shared;
+            var buffer = pool.Rent(bound);
+            var utf8 = pool.Rent(longest * 3);
+            try
+            {
+                var json = buffer.AsSpan();
+                json[0] = (byte)'"';
+                var written = 1;
+                foreach (var part in value._parts)
+                {
+                    if (part.Fixed)
+                    {
+                        var escaped = Escaped.For(part.Text, encoder);
+                        escaped.CopyTo(json[written..]);
+                        written += escaped.Length;
+                    }
+                    else
+                    {
+                        written += Escape(part.Text, encoder, utf8, json[written..]);
+                    }
+                }
+
+                json[written++] = (byte)'"';
+                writer.WriteRawValue(json[..written], skipInputValidation: true);
+            }
+            finally
+            {
+                pool.Return(utf8);
+                pool.Return(buffer);
+            }
+        }
+    }
+
+    // A text as the inside of a JSON string: UTF-8 (a lone surrogate, which is not text, becomes U+FFFD, the character
+    // the writer gives for it too), escaped by the encoder. utf8 holds at least 3 bytes per character of the text.
+    private static int Escape(string text, JavaScriptEncoder encoder, byte[] utf8, Span<byte> destination)
+    {
+        var length = Encoding.UTF8.GetBytes(text, utf8);
+        var status = encoder.EncodeUtf8(utf8.AsSpan(0, length), destination, out _, out var written);
+        if (status != OperationStatus.Done) throw new InvalidOperationException($"Escaping a card's text ended with {status}.");
+        return written;
+    }
+
+    /// <summary>The escaped form of each fixed text, found by the string itself (the knowledge's strings are the same
+    /// objects on every call) and kept as long as the string lives. For one encoder, the first one asked for (the
+    /// service has one); another gets its escaping made each time.</summary>
+    private static class Escaped
+    {
+        private static readonly ConditionalWeakTable<string, Entry> Known = [];
+
+        public static byte[] For(string text, JavaScriptEncoder encoder)
+        {
+            if (Known.TryGetValue(text, out var entry) && ReferenceEquals(entry.Encoder, encoder)) return entry.Json;
+            var escaped = new byte[text.Length * 6];
+            var json = escaped.AsSpan(0, Escape(text, encoder, new byte[text.Length * 3], escaped)).ToArray();
+            if (entry is null) Known.TryAdd(text, new Entry(encoder, json));
+            return json;
+        }
+
+        private sealed record Entry(JavaScriptEncoder Encoder, byte[] Json);
+    }
+}
