@@ -37,7 +37,7 @@ public static class PrefetchReader
     {
         var pass = new Pass(WithoutByteOrderMark(utf8), issues);
         pass.Start();
-        var resource = pass.Resource(At.Root(location), keepSource: false);
+        var resource = pass.Resource(pass.Root(location), keepSource: false);
         pass.End();
         return resource;
     }
@@ -52,13 +52,13 @@ public static class PrefetchReader
         var resources = new List<FhirRecord>();
         if (pass.Token != JsonTokenType.StartArray)
         {
-            if (pass.Resource(At.Root(location), keepSource: false) is { } resource) resources.Add(resource);
+            if (pass.Resource(pass.Root(location), keepSource: false) is { } resource) resources.Add(resource);
         }
         else
         {
             for (var i = 0; pass.NextItem(); i++)
             {
-                if (pass.Resource(At.Root($"{location}[{i}]"), keepSource: false) is { } item) resources.Add(item);
+                if (pass.Resource(pass.Root($"{location}[{i}]"), keepSource: false) is { } item) resources.Add(item);
             }
         }
 
@@ -101,27 +101,74 @@ public static class PrefetchReader
 
     /// <summary>Where a value is in the request ("prefetch.medications.entry[2].resource.dosageInstruction[0]"), made
     /// into text only for a problem: most requests have none, and building every location as a string was a third of
-    /// the reader's allocations (docs/performance.md).</summary>
+    /// the reader's allocations (docs/performance.md). The locations of a pass come from its <see cref="Arena"/> and
+    /// are made again by the next pass on the thread: a location is used during its pass only, for the text of a
+    /// problem found then.</summary>
     internal sealed class At
     {
-        private readonly At? _parent;
-        private readonly string _name;
-        private readonly int _index;
+        private readonly Arena _arena;
+        private At? _parent;
+        private string _name = "";
+        private int _index;
         private string? _text;
 
-        private At(At? parent, string name, int index)
-        {
-            _parent = parent;
-            _name = name;
-            _index = index;
-        }
-
-        public static At Root(string location) => new(null, location, -1);
+        private At(Arena arena) => _arena = arena;
 
         /// <summary>A property below this one; <paramref name="name"/> may name a path ("timing.repeat").</summary>
-        public At Then(string name) => new(this, name, -1);
+        public At Then(string name) => _arena.Make(this, name, -1);
 
-        public At Item(string name, int index) => new(this, name, index);
+        public At Item(string name, int index) => _arena.Make(this, name, index);
+
+        /// <summary>The locations of one pass. A typical call reads about a hundred and twenty elements, each with its
+        /// location: made anew for every call they were a tenth of its allocations (docs/performance.md, thirteenth
+        /// round). This thread's arena is taken by a pass and given back at its end; a pass inside another, or after one
+        /// that threw (and never gave it back), gets a new one.</summary>
+        internal sealed class Arena
+        {
+            // Nor is one kept that grew for a body of very many elements: its locations would stay with the thread.
+            private const int KeptAtMost = 2048;
+
+            [ThreadStatic]
+            private static Arena? _cached;
+
+            private readonly List<At> _made = [];
+            private int _used;
+            private bool _taken;
+
+            public static Arena ForThread()
+            {
+                if (_cached is not { _taken: false, _made.Count: <= KeptAtMost } arena) _cached = arena = new Arena();
+                arena._taken = true;
+                arena._used = 0;
+                return arena;
+            }
+
+            /// <summary>The pass has ended: its locations may be made again.</summary>
+            public void GiveBack() => _taken = false;
+
+            public At Root(string location) => Make(null, location, -1);
+
+            public At Make(At? parent, string name, int index)
+            {
+                At at;
+                if (_used < _made.Count)
+                {
+                    at = _made[_used];
+                }
+                else
+                {
+                    at = new At(this);
+                    _made.Add(at);
+                }
+
+                _used++;
+                at._parent = parent;
+                at._name = name;
+                at._index = index;
+                at._text = null;
+                return at;
+            }
+        }
 
         public override string ToString() => _text ??=
             _parent is null ? _name
@@ -174,6 +221,7 @@ public static class PrefetchReader
     {
         private readonly ReadOnlySpan<byte> _json;
         private readonly JsonNames _names;
+        private readonly At.Arena _locations;
         private readonly ICollection<RequestIssue> _issues;
         private Utf8JsonReader _reader;
 
@@ -182,8 +230,12 @@ public static class PrefetchReader
             _json = json;
             _issues = issues;
             _names = JsonNames.ForThread();
+            _locations = At.Arena.ForThread();
             _reader = new Utf8JsonReader(json, Options);
         }
+
+        /// <summary>The location of a value at the top of what this pass reads.</summary>
+        public readonly At Root(string location) => _locations.Root(location);
 
         public readonly JsonTokenType Token => _reader.TokenType;
 
@@ -199,6 +251,7 @@ public static class PrefetchReader
         {
             if (_reader.Read()) throw new JsonException("The JSON text has more than one value.");
             if (_names.Depth != 0) throw new InvalidOperationException($"The reader left {_names.Depth} JSON object(s) open.");
+            _locations.GiveBack();
         }
 
         // ---- The JSON: objects, names, skipping.

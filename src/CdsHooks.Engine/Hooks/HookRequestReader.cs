@@ -307,7 +307,7 @@ public static class HookRequestReader
     // parses it whole then. With whole, Firely parses each resource's own text, and the record is made from that.
     private static FhirRecord? ReadResource(ref PrefetchReader.Pass pass, string location, bool keepSource, bool whole, List<RequestIssue> issues)
     {
-        if (!whole) return pass.Resource(PrefetchReader.At.Root(location), keepSource);
+        if (!whole) return pass.Resource(pass.Root(location), keepSource);
         var start = pass.ValueStart;
         pass.Skip();
         using var document = JsonDocument.Parse(pass.TextFrom(start).ToArray());

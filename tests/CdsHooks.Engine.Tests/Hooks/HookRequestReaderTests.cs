@@ -325,6 +325,29 @@ public class HookRequestReaderTests
     }
 
     [Fact]
+    public void ALocationIsItsOwnPassesAfterOtherPassesOnTheThread()
+    {
+        // The locations of a pass are made again by the next pass on the thread (PrefetchReader.At.Arena): neither a
+        // pass that found a problem nor one that threw half-way may leave its locations to the next.
+        var first = IndexRequest();
+        first["prefetch"]!["patient"]!["birthDate"] = "not-a-date";
+        Assert.Equal("prefetch.patient.birthDate", Assert.Single(Invalid(first).Issues).Location);
+
+        // The medications first: the location made for the patient above is made again for them.
+        var second = IndexRequest();
+        var prefetch = second["prefetch"]!.AsObject();
+        var reordered = new JsonObject { ["medications"] = prefetch["medications"]!.DeepClone() };
+        foreach (var (key, value) in prefetch.Where(p => p.Key != "medications").ToList()) reordered[key] = value!.DeepClone();
+        reordered["medications"]!["entry"]![0]!["resource"]!["status"] = 5;
+        second["prefetch"] = reordered;
+        Assert.Equal("prefetch.medications.entry[0].resource.status", Assert.Single(Invalid(second).Issues).Location);
+
+        Assert.ThrowsAny<JsonException>(() => ReadText("""{"hook": "order-sign", "prefetch": {"patient": {"resourceType": "Patient", "id": """));
+        Assert.Equal("prefetch.patient.birthDate", Assert.Single(Invalid(first).Issues).Location);
+        Assert.Equal("prefetch.medications.entry[0].resource.status", Assert.Single(Invalid(second).Issues).Location);
+    }
+
+    [Fact]
     public void AnElementTwiceUnderNamesThatDifferInCaseIsRefused()
     {
         var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"status\": \"draft\"", "\"status\": \"draft\", \"Status\": \"cancelled\"");
