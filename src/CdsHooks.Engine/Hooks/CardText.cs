@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -127,19 +126,23 @@ public sealed class CardText
         return written;
     }
 
-    /// <summary>The escaped form of each fixed text, found by the string itself (the knowledge's strings are the same
-    /// objects on every call) and kept as long as the string lives. For one encoder, the first one asked for (the
-    /// service has one); another gets its escaping made each time.</summary>
+    /// <summary>The escaped form of each fixed text, found by the string itself (the knowledge's strings and the
+    /// literals are the same objects on every call: compared by reference, not hashed character by character), up to a
+    /// bound that the knowledge does not reach. For one encoder, the first one asked for (the service has one); another
+    /// gets its escaping made each time.</summary>
     private static class Escaped
     {
-        private static readonly ConditionalWeakTable<string, Entry> Known = [];
+        private const int Bound = 8192;
+
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Entry> Known = new(ReferenceEqualityComparer.Instance);
+        private static int _count; // ConcurrentDictionary.Count takes every lock of the map
 
         public static byte[] For(string text, JavaScriptEncoder encoder)
         {
             if (Known.TryGetValue(text, out var entry) && ReferenceEquals(entry.Encoder, encoder)) return entry.Json;
             var escaped = new byte[text.Length * 6];
             var json = escaped.AsSpan(0, Escape(text, encoder, new byte[text.Length * 3], escaped)).ToArray();
-            if (entry is null) Known.TryAdd(text, new Entry(encoder, json));
+            if (entry is null && Volatile.Read(ref _count) < Bound && Known.TryAdd(text, new Entry(encoder, json))) Interlocked.Increment(ref _count);
             return json;
         }
 
