@@ -340,8 +340,11 @@ public sealed class CardStore : IDisposable
     ];
 
     // A null string as NULL (a span of it would be an empty string), so that a NOT NULL column refuses it as before.
+    // As UTF-8, the database's encoding, made by .NET's vectorized transcoder on the stack (SQLitePCLRaw does so up to
+    // 512 bytes): bound as UTF-16, SQLite converted each value itself, a byte at a time, a twelfth of the audit trail's
+    // samples at saturation (docs/performance.md, thirteenth round).
     private static int Text(sqlite3_stmt statement, int index, string? value) =>
-        value is null ? raw.sqlite3_bind_null(statement, index) : raw.sqlite3_bind_text16(statement, index, value);
+        value is null ? raw.sqlite3_bind_null(statement, index) : raw.sqlite3_bind_text(statement, index, value);
 
     private static void Check(int result, sqlite3 db)
     {

@@ -213,13 +213,15 @@ public sealed class CardWriterTests : IDisposable
     public async Task ARecordKeepsEveryColumnAsGiven()
     {
         // SQLite's insert binds its values by position (CardStore.InsertCards): a value bound to the wrong column, or
-        // an empty list stored as NULL, would show here.
+        // an empty list stored as NULL, would show here. Texts go in as UTF-8: a character outside ASCII and a value
+        // longer than SQLitePCLRaw converts on the stack (512 bytes) come back as they were.
         using var store = await MigratedStoreAsync();
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_790_000_000_123);
         var encounter = new string('e', 64);
+        var longId = "delete:" + new string('y', 600);
         CardRecord[] cards =
         [
-            new("uuid-1", "svc-a", "order-select", "hook-1", "rule-a", 3, Indicator.Critical, "1+2", _patient, encounter, ["update:x", "delete:y"], at),
+            new("uuid-1", "svc-a", "order-select", "hook-1-é-氯", "rule-a", 3, Indicator.Critical, "1+2", _patient, encounter, ["update:x", longId], at),
             new("uuid-2", "svc-b", "order-sign", "hook-2", "rule-b", 1, Indicator.Info, "3+4", _patient, null, [], at.AddMilliseconds(1)),
         ];
 
@@ -246,7 +248,7 @@ public sealed class CardWriterTests : IDisposable
 
         Assert.Equal(
             [
-                ["uuid-1", "svc-a", "order-select", "hook-1", "rule-a", 3L, "critical", "1+2", _patient, encounter, "update:x,delete:y", 1_790_000_000_123L],
+                ["uuid-1", "svc-a", "order-select", "hook-1-é-氯", "rule-a", 3L, "critical", "1+2", _patient, encounter, "update:x," + longId, 1_790_000_000_123L],
                 ["uuid-2", "svc-b", "order-sign", "hook-2", "rule-b", 1L, "info", "3+4", _patient, DBNull.Value, "", 1_790_000_000_124L],
             ],
             rows);
