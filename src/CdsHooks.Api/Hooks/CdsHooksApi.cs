@@ -19,6 +19,7 @@ public static class CdsHooksApi
             // The spec forbids null members (requirement 3): optional card members are left out instead.
             options.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
             FhirJson.Configure(options.SerializerOptions);
+            options.SerializerOptions.Converters.Add(new CdsResponseWriter()); // the answer member by member, as above
         });
 
     public static void MapCdsHooks(this IEndpointRouteBuilder app)

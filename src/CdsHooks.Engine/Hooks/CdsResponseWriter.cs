@@ -1,0 +1,151 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Hl7.Fhir.Model;
+
+namespace CdsHooks.Engine.Hooks;
+
+/// <summary>
+/// Writes a hook's answer member by member, with the names CDS Hooks gives them encoded once, as the serializer writes
+/// the records by reflection with the service's options (camelCase names, null members left out: the spec forbids
+/// them), byte for byte; a FHIR resource inside a suggestion goes to the serializer and its FHIR converters. The
+/// serializer's generated fast path would do the same, but it is off for options with converters or an encoder, which
+/// the service's have; by reflection, walking the records' metadata was a third of writing the answer
+/// (docs/performance.md, thirteenth round). Only for writing: the service never reads an answer.
+/// </summary>
+public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
+{
+    private static readonly JsonEncodedText Cards = JsonEncodedText.Encode("cards");
+    private static readonly JsonEncodedText Uuid = JsonEncodedText.Encode("uuid");
+    private static readonly JsonEncodedText Summary = JsonEncodedText.Encode("summary");
+    private static readonly JsonEncodedText IndicatorName = JsonEncodedText.Encode("indicator");
+    private static readonly JsonEncodedText SourceName = JsonEncodedText.Encode("source");
+    private static readonly JsonEncodedText Detail = JsonEncodedText.Encode("detail");
+    private static readonly JsonEncodedText Suggestions = JsonEncodedText.Encode("suggestions");
+    private static readonly JsonEncodedText SelectionBehavior = JsonEncodedText.Encode("selectionBehavior");
+    private static readonly JsonEncodedText OverrideReasons = JsonEncodedText.Encode("overrideReasons");
+    private static readonly JsonEncodedText Links = JsonEncodedText.Encode("links");
+    private static readonly JsonEncodedText Label = JsonEncodedText.Encode("label");
+    private static readonly JsonEncodedText Url = JsonEncodedText.Encode("url");
+    private static readonly JsonEncodedText Topic = JsonEncodedText.Encode("topic");
+    private static readonly JsonEncodedText SystemName = JsonEncodedText.Encode("system");
+    private static readonly JsonEncodedText Code = JsonEncodedText.Encode("code");
+    private static readonly JsonEncodedText Display = JsonEncodedText.Encode("display");
+    private static readonly JsonEncodedText IsRecommended = JsonEncodedText.Encode("isRecommended");
+    private static readonly JsonEncodedText Actions = JsonEncodedText.Encode("actions");
+    private static readonly JsonEncodedText TypeName = JsonEncodedText.Encode("type");
+    private static readonly JsonEncodedText Description = JsonEncodedText.Encode("description");
+    private static readonly JsonEncodedText ResourceName = JsonEncodedText.Encode("resource");
+    private static readonly JsonEncodedText ResourceId = JsonEncodedText.Encode("resourceId");
+
+    public override CdsResponse Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        throw new NotSupportedException("A CDS Hooks answer is written by this service, not read.");
+
+    public override void Write(Utf8JsonWriter writer, CdsResponse value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        writer.WriteStartArray(Cards);
+        foreach (var card in value.Cards) WriteCard(writer, card, options);
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+    }
+
+    private static void WriteCard(Utf8JsonWriter writer, Card card, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        writer.WriteString(Uuid, card.Uuid);
+        writer.WriteString(Summary, card.Summary);
+        writer.WriteString(IndicatorName, card.Indicator.WireName());
+        writer.WritePropertyName(SourceName);
+        writer.WriteStartObject();
+        writer.WriteString(Label, card.Source.Label);
+        Optional(writer, Url, card.Source.Url);
+        if (card.Source.Topic is { } topic)
+        {
+            writer.WritePropertyName(Topic);
+            WriteCoding(writer, topic);
+        }
+
+        writer.WriteEndObject();
+        if (card.Detail is { } detail)
+        {
+            writer.WritePropertyName(Detail);
+            JsonSerializer.Serialize(writer, detail, options); // CardText's own converter
+        }
+
+        if (card.Suggestions is { } suggestions)
+        {
+            writer.WriteStartArray(Suggestions);
+            foreach (var suggestion in suggestions) WriteSuggestion(writer, suggestion, options);
+            writer.WriteEndArray();
+        }
+
+        Optional(writer, SelectionBehavior, card.SelectionBehavior);
+        if (card.OverrideReasons is { } reasons)
+        {
+            writer.WriteStartArray(OverrideReasons);
+            foreach (var reason in reasons) WriteCoding(writer, reason);
+            writer.WriteEndArray();
+        }
+
+        if (card.Links is { } links)
+        {
+            writer.WriteStartArray(Links);
+            foreach (var link in links)
+            {
+                writer.WriteStartObject();
+                writer.WriteString(Label, link.Label);
+                writer.WriteString(Url, link.Url);
+                writer.WriteString(TypeName, link.Type);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+        }
+
+        writer.WriteEndObject();
+    }
+
+    private static void WriteSuggestion(Utf8JsonWriter writer, Suggestion suggestion, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        writer.WriteString(Label, suggestion.Label);
+        Optional(writer, Uuid, suggestion.Uuid);
+        if (suggestion.IsRecommended is { } recommended) writer.WriteBoolean(IsRecommended, recommended);
+        if (suggestion.Actions is { } actions)
+        {
+            writer.WriteStartArray(Actions);
+            foreach (var action in actions)
+            {
+                writer.WriteStartObject();
+                writer.WriteString(TypeName, action.Type);
+                writer.WriteString(Description, action.Description);
+                if (action.Resource is { } resource)
+                {
+                    writer.WritePropertyName(ResourceName);
+                    JsonSerializer.Serialize<Resource>(writer, resource, options); // Firely's converters, as the property's type
+                }
+
+                Optional(writer, ResourceId, action.ResourceId);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+        }
+
+        writer.WriteEndObject();
+    }
+
+    private static void WriteCoding(Utf8JsonWriter writer, Coding coding)
+    {
+        writer.WriteStartObject();
+        writer.WriteString(SystemName, coding.System);
+        writer.WriteString(Code, coding.Code);
+        Optional(writer, Display, coding.Display);
+        writer.WriteEndObject();
+    }
+
+    private static void Optional(Utf8JsonWriter writer, JsonEncodedText name, string? value)
+    {
+        if (value is not null) writer.WriteString(name, value);
+    }
+}
