@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using CdsHooks.Tests;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CdsHooks.Api.Tests;
 
@@ -22,6 +23,24 @@ public sealed class HookCallTests(CdsHooksApplication app) : IClassFixture<CdsHo
     }
 
     private static JsonNode Sample(string name) => Repository.SampleNode(name);
+
+    [Fact]
+    public async Task TheAnswerIsWrittenAsTheSerializerWritesItsRecordsWithTheServicesOptions()
+    {
+        // The answer goes through its own writer (CdsAnswer, CdsResponseWriter); the HTTP JSON options, by reflection,
+        // are the reference, and the OpenAPI document's source.
+        var body = System.Text.Encoding.UTF8.GetBytes(Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json").ToJsonString());
+        var engine = app.Services.GetRequiredService<CdsHooks.Engine.CdsEngine>();
+        var request = CdsHooks.Engine.Hooks.HookRequestReader.Read(body, CdsHooks.Engine.Hooks.HookCatalog.Find("medication-safety-order-sign")!);
+        var answer = (await engine.EvaluateAsync(request, TestContext.Current.CancellationToken)).ToResponse();
+        var http = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+        var written = app.Services.GetRequiredService<Hooks.CdsAnswer.Json>().Options;
+
+        Assert.NotEmpty(answer.Cards);
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(answer, http), System.Text.Json.JsonSerializer.Serialize(answer, written));
+        var response = await _client.PostJson(OrderSign, Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"));
+        Assert.Equal("application/json; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+    }
 
     [Fact]
     public async Task EightyYearOldOnClonazepamPrescribedMirtazapineGetsWarningWithBeersRationale()

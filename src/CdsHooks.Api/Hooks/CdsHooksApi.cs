@@ -13,14 +13,16 @@ namespace CdsHooks.Api.Hooks;
 
 public static class CdsHooksApi
 {
-    public static void AddCdsHooks(this WebApplicationBuilder builder) =>
+    public static void AddCdsHooks(this WebApplicationBuilder builder)
+    {
         builder.Services.ConfigureHttpJsonOptions(options =>
         {
             // The spec forbids null members (requirement 3): optional card members are left out instead.
             options.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
             FhirJson.Configure(options.SerializerOptions);
-            options.SerializerOptions.Converters.Add(new CdsResponseWriter()); // the answer member by member, as above
         });
+        builder.Services.AddSingleton<CdsAnswer.Json>();
+    }
 
     public static void MapCdsHooks(this IEndpointRouteBuilder app)
     {
@@ -32,7 +34,7 @@ public static class CdsHooksApi
 
     public static Ok<DiscoveryResponse> Discover() => TypedResults.Ok(HookCatalog.Discovery);
 
-    public static async Task<Results<Ok<CdsResponse>, ProblemHttpResult>> CallService(
+    public static async Task<Results<CdsAnswer, ProblemHttpResult>> CallService(
         string id, HttpRequest request, CdsEngine engine, AuditTrail audit, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         diagnostics.Set("ServiceId", id);
@@ -67,7 +69,7 @@ public static class CdsHooksApi
         var response = new CdsResponse(cards);
         diagnostics.Set("CardCount", response.Cards.Count);
         CdsMetrics.HookDuration.Record(clock.Elapsed.TotalMilliseconds, new("hook", service.Hook), new("service", service.Id));
-        return TypedResults.Ok(response);
+        return new CdsAnswer(response);
     }
 
     /// <summary>The body whole, in a pooled buffer: the reader makes one pass over its text, with no document in

@@ -33,7 +33,13 @@ public static class OperationsExtensions
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation());
 
-        builder.Services.AddOpenApi();
+        builder.Services.AddOpenApi(options => options.AddSchemaTransformer((schema, context, _) =>
+        {
+            // A card's detail is written as one JSON string by its own converter, which the schema generator cannot
+            // see into (it would describe it as anything).
+            if (context.JsonTypeInfo.Type == typeof(Engine.Hooks.CardText)) schema.Type = Microsoft.OpenApi.JsonSchemaType.String;
+            return Task.CompletedTask;
+        }));
     }
 
     /// <summary>Instruments that ASP.NET Core's instrumentation turns on but an operator of this service does not need,

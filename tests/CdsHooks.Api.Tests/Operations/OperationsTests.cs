@@ -67,4 +67,22 @@ public sealed class OperationsTests(CdsHooksApplication app) : IClassFixture<Cds
         Assert.Contains("\"/cds-services/{id}/feedback\"", document, StringComparison.Ordinal);
         Assert.Contains("\"/analytics/outcomes\"", document, StringComparison.Ordinal);
     }
+
+    private static readonly string[] CardMembers = ["uuid", "summary", "indicator", "source", "detail", "suggestions", "overrideReasons"];
+
+    [Fact]
+    public async Task TheOpenApiDocumentDescribesTheAnswersMembers()
+    {
+        // The answer is written by its own writer (CdsAnswer) and a card's detail by its converter, which a schema
+        // generator cannot see into: the document is made from the records, and the detail described as a string.
+        var document = System.Text.Json.Nodes.JsonNode.Parse(await (await Get("/openapi/v1.json")).Content.ReadAsStringAsync(TestContext.Current.CancellationToken))!;
+        var schemas = document["components"]!["schemas"]!;
+        var answer = document["paths"]!["/cds-services/{id}"]!["post"]!["responses"]!["200"]!["content"]!["application/json"]!["schema"]!;
+
+        Assert.Equal("#/components/schemas/CdsResponse", (string?)answer["$ref"]);
+        Assert.NotNull(schemas["CdsResponse"]!["properties"]!["cards"]);
+        var card = schemas["Card"]!["properties"]!;
+        Assert.All(CardMembers, name => Assert.NotNull(card[name]));
+        Assert.Contains("string", card["detail"]!.ToJsonString(), StringComparison.Ordinal);
+    }
 }
