@@ -47,7 +47,11 @@ public sealed class CardText
     internal readonly record struct Part(string Text, bool Fixed);
 
     /// <summary>Adds parts; <see cref="Fixed"/> for a text that comes again in other cards (the knowledge's, or a
-    /// literal), whose escaped form is kept; <see cref="Append"/> for this call's own.</summary>
+    /// literal), whose escaped form is kept; <see cref="Append"/> for this call's own. Each part is escaped on its own,
+    /// so a part is a whole text: it never ends between the two halves of a surrogate pair. Not for use after
+    /// <see cref="ToText"/>.</summary>
+    /// <remarks>Never pass this call's text to <see cref="Fixed"/>: its escaped form would be kept for the life of the
+    /// process (up to the cache's bound), and a full cache escapes each fixed part anew on every call.</remarks>
     internal readonly struct Builder(List<Part> parts)
     {
         public Builder Fixed(string text)
@@ -65,62 +69,78 @@ public sealed class CardText
         public CardText ToText() => new(parts);
     }
 
-    /// <summary>Writes the detail as one JSON string: what <see cref="Utf8JsonWriter.WriteStringValue(string)"/> writes
-    /// for <see cref="ToString"/>, with the encoder of the serializer's options.</summary>
     private sealed class CardTextConverter : JsonConverter<CardText>
     {
         public override CardText Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
             Of(reader.GetString() ?? throw new JsonException("A card's detail is a string."));
 
-        public override void Write(Utf8JsonWriter writer, CardText value, JsonSerializerOptions options)
+        public override void Write(Utf8JsonWriter writer, CardText value, JsonSerializerOptions options) => value.WriteTo(writer);
+    }
+
+    /// <summary>Writes the detail as one JSON string value: what <see cref="Utf8JsonWriter.WriteStringValue(string)"/>
+    /// writes for <see cref="ToString"/>, byte for byte, with the writer's encoder.</summary>
+    public void WriteTo(Utf8JsonWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        var encoder = writer.Options.Encoder ?? JavaScriptEncoder.Default;
+        // Escaped, a UTF-16 unit takes at most 6 bytes ("\uXXXX"), and as UTF-8 at most 3.
+        int bound = 2, longest = 0;
+        foreach (var part in _parts)
         {
-            var encoder = options.Encoder ?? JavaScriptEncoder.Default;
-            // Escaped, a UTF-16 unit takes at most 6 bytes ("\uXXXX"), and as UTF-8 at most 3.
-            int bound = 2, longest = 0;
-            foreach (var part in value._parts)
-            {
-                bound += part.Text.Length * 6;
-                if (!part.Fixed) longest = Math.Max(longest, part.Text.Length);
-            }
+            bound += part.Text.Length * 6;
+            if (!part.Fixed) longest = Math.Max(longest, part.Text.Length);
+        }
 
-            var pool = ArrayPool<byte>.Shared;
-            var buffer = pool.Rent(bound);
-            var utf8 = pool.Rent(longest * 3);
-            try
+        var pool = ArrayPool<byte>.Shared;
+        var buffer = pool.Rent(bound);
+        var utf8 = pool.Rent(longest * 3);
+        try
+        {
+            var json = buffer.AsSpan();
+            json[0] = (byte)'"';
+            var written = 1;
+            foreach (var part in _parts)
             {
-                var json = buffer.AsSpan();
-                json[0] = (byte)'"';
-                var written = 1;
-                foreach (var part in value._parts)
+                if (part.Fixed)
                 {
-                    if (part.Fixed)
-                    {
-                        var escaped = Escaped.For(part.Text, encoder);
-                        escaped.CopyTo(json[written..]);
-                        written += escaped.Length;
-                    }
-                    else
-                    {
-                        written += Escape(part.Text, encoder, utf8, json[written..]);
-                    }
+                    var escaped = Escaped.For(part.Text, encoder);
+                    escaped.CopyTo(json[written..]);
+                    written += escaped.Length;
                 }
+                else
+                {
+                    written += Escape(part.Text, encoder, utf8, json[written..]);
+                }
+            }
 
-                json[written++] = (byte)'"';
-                writer.WriteRawValue(json[..written], skipInputValidation: true);
-            }
-            finally
-            {
-                pool.Return(utf8);
-                pool.Return(buffer);
-            }
+            json[written++] = (byte)'"';
+            writer.WriteRawValue(json[..written], skipInputValidation: true);
+        }
+        finally
+        {
+            pool.Return(utf8);
+            pool.Return(buffer);
         }
     }
 
-    // A text as the inside of a JSON string: UTF-8 (a lone surrogate, which is not text, becomes U+FFFD, the character
-    // the writer gives for it too), escaped by the encoder. utf8 holds at least 3 bytes per character of the text.
+    // A text as the inside of a JSON string: UTF-8, escaped by the encoder. utf8 holds at least 3 bytes per character
+    // of the text, destination 6. A text that is not valid UTF-16 (a lone surrogate) goes through a writer of its own,
+    // which escapes the replacement character it writes for it as the document's writer does.
     private static int Escape(string text, JavaScriptEncoder encoder, byte[] utf8, Span<byte> destination)
     {
-        var length = Encoding.UTF8.GetBytes(text, utf8);
+        if (System.Text.Unicode.Utf8.FromUtf16(text, utf8, out _, out var length, replaceInvalidSequences: false) != OperationStatus.Done)
+        {
+            var alone = new ArrayBufferWriter<byte>(text.Length * 6 + 2);
+            using (var writer = new Utf8JsonWriter(alone, new JsonWriterOptions { Encoder = encoder }))
+            {
+                writer.WriteStringValue(text);
+            }
+
+            var quoted = alone.WrittenSpan;
+            quoted[1..^1].CopyTo(destination);
+            return quoted.Length - 2;
+        }
+
         var status = encoder.EncodeUtf8(utf8.AsSpan(0, length), destination, out _, out var written);
         if (status != OperationStatus.Done) throw new InvalidOperationException($"Escaping a card's text ended with {status}.");
         return written;

@@ -52,12 +52,12 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
     private static void WriteCard(Utf8JsonWriter writer, Card card, JsonSerializerOptions options)
     {
         writer.WriteStartObject();
-        writer.WriteString(Uuid, card.Uuid);
-        writer.WriteString(Summary, card.Summary);
+        Optional(writer, Uuid, card.Uuid);
+        Optional(writer, Summary, card.Summary);
         writer.WriteString(IndicatorName, card.Indicator.WireName());
         writer.WritePropertyName(SourceName);
         writer.WriteStartObject();
-        writer.WriteString(Label, card.Source.Label);
+        Optional(writer, Label, card.Source.Label);
         Optional(writer, Url, card.Source.Url);
         if (card.Source.Topic is { } topic)
         {
@@ -69,7 +69,7 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
         if (card.Detail is { } detail)
         {
             writer.WritePropertyName(Detail);
-            JsonSerializer.Serialize(writer, detail, options); // CardText's own converter
+            detail.WriteTo(writer); // what CardText's converter writes
         }
 
         if (card.Suggestions is { } suggestions)
@@ -93,9 +93,9 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
             foreach (var link in links)
             {
                 writer.WriteStartObject();
-                writer.WriteString(Label, link.Label);
-                writer.WriteString(Url, link.Url);
-                writer.WriteString(TypeName, link.Type);
+                Optional(writer, Label, link.Label);
+                Optional(writer, Url, link.Url);
+                Optional(writer, TypeName, link.Type);
                 writer.WriteEndObject();
             }
 
@@ -108,7 +108,7 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
     private static void WriteSuggestion(Utf8JsonWriter writer, Suggestion suggestion, JsonSerializerOptions options)
     {
         writer.WriteStartObject();
-        writer.WriteString(Label, suggestion.Label);
+        Optional(writer, Label, suggestion.Label);
         Optional(writer, Uuid, suggestion.Uuid);
         if (suggestion.IsRecommended is { } recommended) writer.WriteBoolean(IsRecommended, recommended);
         if (suggestion.Actions is { } actions)
@@ -117,8 +117,8 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
             foreach (var action in actions)
             {
                 writer.WriteStartObject();
-                writer.WriteString(TypeName, action.Type);
-                writer.WriteString(Description, action.Description);
+                Optional(writer, TypeName, action.Type);
+                Optional(writer, Description, action.Description);
                 if (action.Resource is { } resource)
                 {
                     writer.WritePropertyName(ResourceName);
@@ -138,12 +138,14 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
     private static void WriteCoding(Utf8JsonWriter writer, Coding coding)
     {
         writer.WriteStartObject();
-        writer.WriteString(SystemName, coding.System);
-        writer.WriteString(Code, coding.Code);
+        Optional(writer, SystemName, coding.System);
+        Optional(writer, Code, coding.Code);
         Optional(writer, Display, coding.Display);
         writer.WriteEndObject();
     }
 
+    // A null member is left out, as the serializer's WhenWritingNull leaves it (the spec forbids null members), also
+    // where the record does not expect one.
     private static void Optional(Utf8JsonWriter writer, JsonEncodedText name, string? value)
     {
         if (value is not null) writer.WriteString(name, value);

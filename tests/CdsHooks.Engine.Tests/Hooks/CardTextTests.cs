@@ -83,13 +83,29 @@ public class CardTextTests
     }
 
     [Fact]
-    public void ALoneSurrogateFromTheEhrReadsBackAsTheReplacementCharacter()
+    public void ALoneSurrogateIsWrittenAsTheSerializerWritesIt()
     {
+        // The reader refuses one the EHR escapes ("\ud800"), so it would have to come from elsewhere: the writer gives
+        // the replacement character for it, escaped, and so does the detail.
         var card = Card(Drug("311725", MedicationStatus.New, "mirtazapine \ud800 tablet"), Drug("197527", MedicationStatus.Current));
 
-        var read = JsonSerializer.Deserialize<string>(WireDetail(card, Service));
+        Assert.Equal(JsonSerializer.Serialize(card.Detail!.ToString(), Service), WireDetail(card, Service));
+        Assert.Equal(JsonSerializer.Serialize(card.Detail!.ToString(), Defaults), WireDetail(card, Defaults));
+        Assert.Equal(card.Detail!.ToString().Replace('\ud800', '\ufffd'), JsonSerializer.Deserialize<string>(WireDetail(card, Service)));
+    }
 
-        Assert.Equal(card.Detail!.ToString().Replace('\ud800', '\ufffd'), read);
+    [Fact]
+    public void TextsThatEscapeToSixBytesACharacterFitTheirBuffers()
+    {
+        // Every character of these becomes "\uXXXX" under the default encoder: the longest a text can grow.
+        foreach (var display in new[] { new string('\u0001', 5_000), new string('\u6C2F', 5_000), string.Concat(Enumerable.Repeat("\U0001F48A", 2_500)) })
+        {
+            var card = Card(Drug("311725", MedicationStatus.New, display, dose: display), Drug("197527", MedicationStatus.Current, display));
+            var text = card.Detail!.ToString();
+
+            Assert.Equal(JsonSerializer.Serialize(text, Defaults), WireDetail(card, Defaults));
+            Assert.Equal(JsonSerializer.Serialize(text, Service), WireDetail(card, Service));
+        }
     }
 
     [Fact]
