@@ -299,36 +299,44 @@ public sealed class CardStore : IDisposable
     // connection's own handle, as its documentation's interop section shows), in the transaction the connection has
     // open. A SqliteCommand found each of a row's twelve parameters by its name on every execution and copied each
     // string to UTF-8 in managed code; with two cards per hook call that binding was most of the audit trail's managed
-    // CPU at saturation (docs/performance.md, twelfth round). SQLite takes the strings as UTF-16 and converts them
-    // itself. Any result but SQLITE_OK or SQLITE_DONE throws the SqliteException a command would, and the batch rolls
+    // CPU at saturation (docs/performance.md, twelfth round). The strings are bound as UTF-8 with their length, made
+    // in one buffer for the batch. Any result but SQLITE_OK or SQLITE_DONE throws the SqliteException a command would, and the batch rolls
     // back with its transaction. SQLitePCLRaw comes with Microsoft.Data.Sqlite: a major version of it under a later
     // Microsoft.Data.Sqlite may need this method changed.
     private static void InsertCards(SqliteConnection connection, IReadOnlyList<CardRecord> cards)
     {
         var db = connection.Handle!;
         Check(raw.sqlite3_prepare_v2(db, InsertCardSql, out var insert), db);
-        using (insert)
+        var utf8 = System.Buffers.ArrayPool<byte>.Shared.Rent(1024);
+        try
         {
-            Span<int> at = stackalloc int[CardColumns.Length];
-            for (var i = 0; i < at.Length; i++) at[i] = raw.sqlite3_bind_parameter_index(insert, CardColumns[i]);
-            foreach (var c in cards)
+            using (insert)
             {
-                Check(Text(insert, at[0], c.CardUuid), db);
-                Check(Text(insert, at[1], c.ServiceId), db);
-                Check(Text(insert, at[2], c.Hook), db);
-                Check(Text(insert, at[3], c.HookInstance), db);
-                Check(Text(insert, at[4], c.RuleId), db);
-                Check(raw.sqlite3_bind_int(insert, at[5], c.RuleVersion), db);
-                Check(Text(insert, at[6], c.Indicator.WireName()), db);
-                Check(Text(insert, at[7], c.Drugs), db);
-                Check(Text(insert, at[8], c.PatientHash), db);
-                Check(Text(insert, at[9], c.EncounterHash), db);
-                Check(Text(insert, at[10], string.Join(',', c.SuggestionIds)), db);
-                Check(raw.sqlite3_bind_int64(insert, at[11], c.IssuedAt.ToUnixTimeMilliseconds()), db);
-                var step = raw.sqlite3_step(insert);
-                raw.sqlite3_reset(insert);
-                if (step != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(step, db);
+                Span<int> at = stackalloc int[CardColumns.Length];
+                for (var i = 0; i < at.Length; i++) at[i] = raw.sqlite3_bind_parameter_index(insert, CardColumns[i]);
+                foreach (var c in cards)
+                {
+                    Check(Text(insert, at[0], c.CardUuid, ref utf8), db);
+                    Check(Text(insert, at[1], c.ServiceId, ref utf8), db);
+                    Check(Text(insert, at[2], c.Hook, ref utf8), db);
+                    Check(Text(insert, at[3], c.HookInstance, ref utf8), db);
+                    Check(Text(insert, at[4], c.RuleId, ref utf8), db);
+                    Check(raw.sqlite3_bind_int(insert, at[5], c.RuleVersion), db);
+                    Check(Text(insert, at[6], c.Indicator.WireName(), ref utf8), db);
+                    Check(Text(insert, at[7], c.Drugs, ref utf8), db);
+                    Check(Text(insert, at[8], c.PatientHash, ref utf8), db);
+                    Check(Text(insert, at[9], c.EncounterHash, ref utf8), db);
+                    Check(Text(insert, at[10], string.Join(',', c.SuggestionIds), ref utf8), db);
+                    Check(raw.sqlite3_bind_int64(insert, at[11], c.IssuedAt.ToUnixTimeMilliseconds()), db);
+                    var step = raw.sqlite3_step(insert);
+                    raw.sqlite3_reset(insert);
+                    if (step != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(step, db);
+                }
             }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(utf8);
         }
     }
 
@@ -339,12 +347,25 @@ public sealed class CardStore : IDisposable
         "@patient_hash", "@encounter_hash", "@suggestion_ids", "@issued_at",
     ];
 
-    // A null string as NULL (a span of it would be an empty string), so that a NOT NULL column refuses it as before.
-    // As UTF-8, the database's encoding, made by .NET's vectorized transcoder on the stack (SQLitePCLRaw does so up to
-    // 512 bytes): bound as UTF-16, SQLite converted each value itself, a byte at a time, a twelfth of the audit trail's
-    // samples at saturation (docs/performance.md, thirteenth round).
-    private static int Text(sqlite3_stmt statement, int index, string? value) =>
-        value is null ? raw.sqlite3_bind_null(statement, index) : raw.sqlite3_bind_text(statement, index, value);
+    // A null string as NULL, so that a NOT NULL column refuses it as a command did. Otherwise as UTF-8, the database's
+    // encoding, with its length (a value is taken whole, a NUL in it included), made by .NET's vectorized transcoder into
+    // the batch's buffer: bound as UTF-16, SQLite converted each value itself, a byte at a time (docs/performance.md,
+    // thirteenth round). SQLite copies the value (SQLITE_TRANSIENT), so the buffer is free for the next. An empty
+    // string goes as SQLitePCLRaw's "": an empty span has no address, and SQLite would take that for NULL.
+    private static int Text(sqlite3_stmt statement, int index, string? value, ref byte[] utf8)
+    {
+        if (value is null) return raw.sqlite3_bind_null(statement, index);
+        if (value.Length == 0) return raw.sqlite3_bind_text(statement, index, "");
+        var most = System.Text.Encoding.UTF8.GetMaxByteCount(value.Length);
+        if (utf8.Length < most)
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(utf8);
+            utf8 = System.Buffers.ArrayPool<byte>.Shared.Rent(most);
+        }
+
+        var length = System.Text.Encoding.UTF8.GetBytes(value, utf8);
+        return raw.sqlite3_bind_text(statement, index, utf8.AsSpan(0, length));
+    }
 
     private static void Check(int result, sqlite3 db)
     {

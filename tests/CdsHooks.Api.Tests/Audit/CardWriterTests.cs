@@ -213,12 +213,12 @@ public sealed class CardWriterTests : IDisposable
     public async Task ARecordKeepsEveryColumnAsGiven()
     {
         // SQLite's insert binds its values by position (CardStore.InsertCards): a value bound to the wrong column, or
-        // an empty list stored as NULL, would show here. Texts go in as UTF-8: a character outside ASCII and a value
-        // longer than SQLitePCLRaw converts on the stack (512 bytes) come back as they were.
+        // an empty list stored as NULL, would show here. Texts go in as UTF-8 with their length: a character outside
+        // ASCII, and a value longer than the batch's first buffer with a NUL inside, come back as they were.
         using var store = await MigratedStoreAsync();
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_790_000_000_123);
         var encounter = new string('e', 64);
-        var longId = "delete:" + new string('y', 600);
+        var longId = "delete:" + new string('y', 600) + "\0" + new string('z', 600);
         CardRecord[] cards =
         [
             new("uuid-1", "svc-a", "order-select", "hook-1-é-氯", "rule-a", 3, Indicator.Critical, "1+2", _patient, encounter, ["update:x", longId], at),
