@@ -143,8 +143,13 @@ public static class PrefetchReader
                 return arena;
             }
 
-            /// <summary>The pass has ended: its locations may be made again.</summary>
-            public void GiveBack() => _taken = false;
+            /// <summary>The pass has ended: its locations may be made again. One that grew past the bound is let go at
+            /// once rather than kept by its thread until the next pass.</summary>
+            public void GiveBack()
+            {
+                _taken = false;
+                if (_made.Count > KeptAtMost && ReferenceEquals(_cached, this)) _cached = null;
+            }
 
             public At Root(string location) => Make(null, location, -1);
 
