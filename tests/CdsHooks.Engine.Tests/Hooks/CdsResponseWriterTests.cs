@@ -14,12 +14,7 @@ public class CdsResponseWriterTests
 {
     private static readonly DateOnly Today = new(2026, 11, 26);
 
-    private static readonly KnowledgeBase Shipped = KnowledgeLoader.Load(Repository.Cards);
-
-    private static readonly KnowledgeBase Knowledge = KnowledgeLoader.Load(Repository.Cards, new SiteSettings
-    {
-        EnabledRules = [.. Shipped.Rules.Where(r => !r.Enabled).Select(r => r.Id)],
-    });
+    private static readonly KnowledgeBase Knowledge = Tests.Knowledge.EveryRule.Knowledge;
 
     // The service's HTTP options (CdsHooksApi.AddCdsHooks), without and with the writer.
     private static JsonSerializerOptions Options(bool writer)

@@ -9,12 +9,7 @@ public class RuleExampleTests
 {
     private static readonly DateOnly Today = new(2026, 11, 26);
 
-    private static readonly KnowledgeBase Shipped = KnowledgeLoader.Load(Repository.Cards);
-
-    private static readonly KnowledgeBase Knowledge = KnowledgeLoader.Load(Repository.Cards, new SiteSettings
-    {
-        EnabledRules = [.. Shipped.Rules.Where(r => !r.Enabled).Select(r => r.Id)],
-    });
+    private static readonly KnowledgeBase Knowledge = EveryRule.Knowledge;
 
     private static readonly IReadOnlyList<ExampleResult> Results = ExampleRunner.Run(Knowledge, Today);
 
