@@ -300,9 +300,9 @@ public sealed class CardStore : IDisposable
     // open. A SqliteCommand found each of a row's twelve parameters by its name on every execution and copied each
     // string to UTF-8 in managed code; with two cards per hook call that binding was most of the audit trail's managed
     // CPU at saturation (docs/performance.md, twelfth round). The strings are bound as UTF-8 with their length, made
-    // in one buffer for the batch. Any result but SQLITE_OK or SQLITE_DONE throws the SqliteException a command would, and the batch rolls
-    // back with its transaction. SQLitePCLRaw comes with Microsoft.Data.Sqlite: a major version of it under a later
-    // Microsoft.Data.Sqlite may need this method changed.
+    // in one buffer for the batch (Text). Any result but SQLITE_OK or SQLITE_DONE throws the SqliteException a command
+    // would, and the batch rolls back with its transaction. SQLitePCLRaw comes with Microsoft.Data.Sqlite: a major
+    // version of it under a later Microsoft.Data.Sqlite may need this method changed.
     private static void InsertCards(SqliteConnection connection, IReadOnlyList<CardRecord> cards)
     {
         var db = connection.Handle!;
