@@ -15,11 +15,7 @@ namespace CdsHooks.Benchmarks;
 public class EngineBenchmarks
 {
     /// <summary>The response's JSON options as the service configures them.</summary>
-    internal static readonly JsonSerializerOptions Output = FhirJson.Configure(new JsonSerializerOptions
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
-    });
+    internal static readonly JsonSerializerOptions Output = CdsJson.Configure(new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
 
     /// <summary>The day the requests are evaluated on, so that ages and look-back windows do not move between runs.</summary>
     internal static readonly DateOnly Today = new(2026, 11, 26);

@@ -62,10 +62,9 @@ public sealed class RequestSettings : KnowledgeSettings
 
 internal static class Engine
 {
-    public static readonly JsonSerializerOptions Output = FhirJson.Configure(new JsonSerializerOptions
+    public static readonly JsonSerializerOptions Output = CdsJson.Configure(new JsonSerializerOptions
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
         WriteIndented = true,
     });
 

@@ -3,7 +3,6 @@ using CdsHooks.Api.Audit;
 using CdsHooks.Api.Feedback;
 using CdsHooks.Api.Security;
 using CdsHooks.Engine;
-using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Telemetry;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -15,12 +14,8 @@ public static class CdsHooksApi
 {
     public static void AddCdsHooks(this WebApplicationBuilder builder)
     {
-        builder.Services.ConfigureHttpJsonOptions(options =>
-        {
-            // The spec forbids null members (requirement 3): optional card members are left out instead.
-            options.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
-            FhirJson.Configure(options.SerializerOptions);
-        });
+        // The spec forbids null members (requirement 3): optional card members are left out instead.
+        builder.Services.ConfigureHttpJsonOptions(options => CdsJson.Configure(options.SerializerOptions));
         builder.Services.AddSingleton<CdsAnswer.Json>();
     }
 

@@ -43,9 +43,7 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
     public override void Write(Utf8JsonWriter writer, CdsResponse value, JsonSerializerOptions options)
     {
         writer.WriteStartObject();
-        writer.WriteStartArray(Cards);
-        foreach (var card in value.Cards) WriteCard(writer, card, options);
-        writer.WriteEndArray();
+        Array(writer, Cards, value.Cards, options, WriteCard);
         writer.WriteEndObject();
     }
 
@@ -62,7 +60,7 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
         if (card.Source.Topic is { } topic)
         {
             writer.WritePropertyName(Topic);
-            WriteCoding(writer, topic);
+            WriteCoding(writer, topic, options);
         }
 
         writer.WriteEndObject();
@@ -72,36 +70,10 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
             detail.WriteTo(writer); // what CardText's converter writes
         }
 
-        if (card.Suggestions is { } suggestions)
-        {
-            writer.WriteStartArray(Suggestions);
-            foreach (var suggestion in suggestions) WriteSuggestion(writer, suggestion, options);
-            writer.WriteEndArray();
-        }
-
+        Array(writer, Suggestions, card.Suggestions, options, WriteSuggestion);
         Optional(writer, SelectionBehavior, card.SelectionBehavior);
-        if (card.OverrideReasons is { } reasons)
-        {
-            writer.WriteStartArray(OverrideReasons);
-            foreach (var reason in reasons) WriteCoding(writer, reason);
-            writer.WriteEndArray();
-        }
-
-        if (card.Links is { } links)
-        {
-            writer.WriteStartArray(Links);
-            foreach (var link in links)
-            {
-                writer.WriteStartObject();
-                Optional(writer, Label, link.Label);
-                Optional(writer, Url, link.Url);
-                Optional(writer, TypeName, link.Type);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndArray();
-        }
-
+        Array(writer, OverrideReasons, card.OverrideReasons, options, WriteCoding);
+        Array(writer, Links, card.Links, options, WriteLink);
         writer.WriteEndObject();
     }
 
@@ -111,37 +83,52 @@ public sealed class CdsResponseWriter : JsonConverter<CdsResponse>
         Optional(writer, Label, suggestion.Label);
         Optional(writer, Uuid, suggestion.Uuid);
         if (suggestion.IsRecommended is { } recommended) writer.WriteBoolean(IsRecommended, recommended);
-        if (suggestion.Actions is { } actions)
-        {
-            writer.WriteStartArray(Actions);
-            foreach (var action in actions)
-            {
-                writer.WriteStartObject();
-                Optional(writer, TypeName, action.Type);
-                Optional(writer, Description, action.Description);
-                if (action.Resource is { } resource)
-                {
-                    writer.WritePropertyName(ResourceName);
-                    JsonSerializer.Serialize<Resource>(writer, resource, options); // Firely's converters, as the property's type
-                }
-
-                Optional(writer, ResourceId, action.ResourceId);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndArray();
-        }
-
+        Array(writer, Actions, suggestion.Actions, options, WriteAction);
         writer.WriteEndObject();
     }
 
-    private static void WriteCoding(Utf8JsonWriter writer, Coding coding)
+    private static void WriteAction(Utf8JsonWriter writer, SuggestionAction action, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        Optional(writer, TypeName, action.Type);
+        Optional(writer, Description, action.Description);
+        if (action.Resource is { } resource)
+        {
+            writer.WritePropertyName(ResourceName);
+            JsonSerializer.Serialize<Resource>(writer, resource, options); // Firely's converters, as the property's type
+        }
+
+        Optional(writer, ResourceId, action.ResourceId);
+        writer.WriteEndObject();
+    }
+
+    private static void WriteCoding(Utf8JsonWriter writer, Coding coding, JsonSerializerOptions options)
     {
         writer.WriteStartObject();
         Optional(writer, SystemName, coding.System);
         Optional(writer, Code, coding.Code);
         Optional(writer, Display, coding.Display);
         writer.WriteEndObject();
+    }
+
+    private static void WriteLink(Utf8JsonWriter writer, Link link, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        Optional(writer, Label, link.Label);
+        Optional(writer, Url, link.Url);
+        Optional(writer, TypeName, link.Type);
+        writer.WriteEndObject();
+    }
+
+    // A list member, left out when null; each item by its writer. An index loop: foreach over an IReadOnlyList boxes its
+    // enumerator.
+    private static void Array<T>(Utf8JsonWriter writer, JsonEncodedText name, IReadOnlyList<T>? items, JsonSerializerOptions options,
+        Action<Utf8JsonWriter, T, JsonSerializerOptions> write)
+    {
+        if (items is null) return;
+        writer.WriteStartArray(name);
+        for (var i = 0; i < items.Count; i++) write(writer, items[i], options);
+        writer.WriteEndArray();
     }
 
     // A null member is left out, as the serializer's WhenWritingNull leaves it (the spec forbids null members), also

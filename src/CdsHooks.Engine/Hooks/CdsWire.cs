@@ -7,6 +7,20 @@ namespace CdsHooks.Engine.Hooks;
 // Hl7.Fhir.Model.CdsHooks types are experimental, so they stay out of the contract. Optional members are null
 // and the serializer omits nulls: the spec forbids null or empty JSON elements (requirement 3).
 
+/// <summary>How CDS Hooks messages are written, in one place for the service, the CLI, the benchmarks and the tests.</summary>
+public static class CdsJson
+{
+    /// <summary>Null members left out (the spec forbids them, requirement 3), and FHIR resources (a suggestion's) by
+    /// Firely's converters with <see cref="Fhir.FhirJson"/>'s policy. The caller sets the rest: camelCase names (the Web
+    /// defaults, or the naming policy), indentation.</summary>
+    public static System.Text.Json.JsonSerializerOptions Configure(System.Text.Json.JsonSerializerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        return Fhir.FhirJson.Configure(options);
+    }
+}
+
 public sealed record DiscoveryResponse(IReadOnlyList<ServiceDescription> Services);
 
 public sealed record ServiceDescription(

@@ -1,7 +1,6 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using CdsHooks.Engine.Evaluation;
-using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Knowledge;
 using CdsHooks.Engine.Patients;
@@ -19,9 +18,9 @@ public class CardTextTests
 
     private static readonly Evaluator Evaluator = new(Knowledge);
 
-    // The service's options (the web defaults and FhirJson.Configure: the relaxed encoder), and the web defaults alone
+    // The service's options (the web defaults and CdsJson.Configure: the relaxed encoder), and the web defaults alone
     // (the default encoder, which escapes more: "+", "<", every non-ASCII character).
-    private static readonly JsonSerializerOptions Service = FhirJson.Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web));
+    private static readonly JsonSerializerOptions Service = CdsJson.Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web));
     private static readonly JsonSerializerOptions Defaults = new(JsonSerializerDefaults.Web);
 
     // The detail as written inside a whole card, with the quotes and escapes as they are on the wire.

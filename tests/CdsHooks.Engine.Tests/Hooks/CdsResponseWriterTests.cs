@@ -1,7 +1,5 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using CdsHooks.Engine.Evaluation;
-using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
 using CdsHooks.Engine.Knowledge;
 using CdsHooks.Tests;
@@ -19,7 +17,7 @@ public class CdsResponseWriterTests
     // The service's HTTP options (CdsHooksApi.AddCdsHooks), without and with the writer.
     private static JsonSerializerOptions Options(bool writer)
     {
-        var options = FhirJson.Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
+        var options = CdsJson.Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web));
         if (writer) options.Converters.Add(new CdsResponseWriter());
         return options;
     }
