@@ -383,6 +383,8 @@ public static class PrefetchReader
                 ahead.Read();
                 if (isType && ahead.TokenType == JsonTokenType.String)
                 {
+                    // The types the rules read, by their UTF-8 (no string made, no lookup); any other by its name.
+                    if (Frequent(ref ahead) is { } frequent) return frequent;
                     found = true;
                     try
                     {
@@ -414,6 +416,15 @@ public static class PrefetchReader
 
             return concrete;
         }
+
+        private static Type? Frequent(ref Utf8JsonReader reader) =>
+            reader.ValueTextEquals("MedicationRequest"u8) ? typeof(MedicationRequest)
+            : reader.ValueTextEquals("Condition"u8) ? typeof(Condition)
+            : reader.ValueTextEquals("Bundle"u8) ? typeof(Bundle)
+            : reader.ValueTextEquals("MedicationStatement"u8) ? typeof(MedicationStatement)
+            : reader.ValueTextEquals("Patient"u8) ? typeof(Patient)
+            : reader.ValueTextEquals("Medication"u8) ? typeof(Medication)
+            : null;
 
         // Orders come in a Bundle too: each keeps its JSON.
         private BundleRecord Bundle(At at, bool keepSource)
