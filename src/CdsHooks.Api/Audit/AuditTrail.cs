@@ -29,16 +29,30 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
     {
         if (result.Cards.Count == 0) return [];
         var now = time.GetUtcNow();
-
-        // The audit trail's own time budget (Audit:Timeout), within the call's: a database that hangs (a PostgreSQL
-        // server that accepts and never answers, a writer queue that stays full) must not keep the cards from the
-        // clinician until the request times out with none.
-        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        budget.CancelAfter(audit.Value.Timeout);
         try
         {
             var patient = Hash("patient", request.FhirServer, request.PatientId);
             var encounter = request.EncounterId is { } id ? Hash("encounter", request.FhirServer, id) : null;
+
+            // Without the fatigue controls nothing is read, and a queue with room takes the records at once: the budget
+            // below (a linked token source and its timer, set and cancelled on every call) is for waiting, and there is
+            // none (docs/performance.md, fourteenth round).
+            CardRecord[]? records = null;
+            if (!fatigue.Value.Enabled)
+            {
+                records = Records(request, result.Cards, patient, encounter, now);
+                if (store.TryEnqueueCards(records))
+                {
+                    Count(result.Cards);
+                    return [.. result.Cards.Select(c => c.Card)];
+                }
+            }
+
+            // The audit trail's own time budget (Audit:Timeout), within the call's: a database that hangs (a PostgreSQL
+            // server that accepts and never answers, a writer queue that stays full) must not keep the cards from the
+            // clinician until the request times out with none.
+            using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            budget.CancelAfter(audit.Value.Timeout);
 
             // WaitAsync as well as the token: Npgsql does not give up on a server that accepted and went silent until
             // its own connect timeout (15 s by default); the abandoned read fails later on its own.
@@ -52,8 +66,7 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
                 (FatiguePolicy.Suppression(card, encounter, history, fatigue.Value, now) is null ? shown : heldBack).Add(card);
             }
 
-            await store.EnqueueCardsAsync([.. shown.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook,
-                request.HookInstance, c.RuleId, c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))], budget.Token);
+            await store.EnqueueCardsAsync(records ?? Records(request, shown, patient, encounter, now), budget.Token);
             foreach (var card in heldBack) CdsMetrics.CardsHeldBack.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId));
             Count(shown);
             return [.. shown.Select(c => c.Card)];
@@ -70,6 +83,10 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
             return [.. result.Cards.Select(c => c.Card)];
         }
     }
+
+    private static CardRecord[] Records(HookRequest request, IReadOnlyList<IssuedCard> shown, string patient, string? encounter, DateTimeOffset now) =>
+        [.. shown.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook, request.HookInstance, c.RuleId,
+            c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))];
 
     private static void Count(IEnumerable<IssuedCard> shown)
     {

@@ -228,6 +228,10 @@ public sealed class CardStore : IDisposable
     public ValueTask EnqueueCardsAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken) =>
         _writer.EnqueueAsync(cards, cancellationToken);
 
+    /// <summary>Queues the records if the writer's queue has room now; false, with nothing queued, if it has none or
+    /// is closed (<see cref="EnqueueCardsAsync"/> then waits, or throws).</summary>
+    public bool TryEnqueueCards(IReadOnlyList<CardRecord> cards) => _writer.TryEnqueue(cards);
+
     public async Task RecordCardsAsync(IReadOnlyList<CardRecord> cards, CancellationToken cancellationToken)
     {
         if (cards.Count == 0) return;

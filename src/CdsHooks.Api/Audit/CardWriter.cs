@@ -103,6 +103,21 @@ internal sealed class CardWriter : IDisposable
         if (Interlocked.Add(ref _queuedCards, cards.Count) >= BatchSize) Hurry();
     }
 
+    /// <summary>Queues the records if the queue has room now; false, with nothing queued, if it is full or closed.</summary>
+    public bool TryEnqueue(IReadOnlyList<CardRecord> cards)
+    {
+        if (cards.Count == 0) return true;
+        foreach (var card in cards) AddPending(card);
+        if (!_queue.Writer.TryWrite(cards))
+        {
+            RemovePending(cards);
+            return false;
+        }
+
+        if (Interlocked.Add(ref _queuedCards, cards.Count) >= BatchSize) Hurry();
+        return true;
+    }
+
     private void Hurry() => Volatile.Read(ref _hurry).TrySetResult();
 
     /// <summary>Queued records of this patient, issued since then, that are not yet committed. A record removed

@@ -168,6 +168,30 @@ public sealed class CardWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task ACallThatNeedNotWaitQueuesItsRecordsAtOnceAndAClosedQueueTakesNone()
+    {
+        // The hook call without fatigue controls queues its records without a time budget when the queue has room; when
+        // it has none (here: closed), nothing of the call is left pending and the caller takes the waiting path.
+        var committed = 0;
+        var writer = new CardWriter(cards => { Interlocked.Add(ref committed, cards.Count); return Task.CompletedTask; },
+            _ => throw new InvalidOperationException("no tokens here"), (_, _) => { }, gather: TimeSpan.FromMinutes(1));
+        var now = DateTimeOffset.UtcNow;
+
+        Assert.True(writer.TryEnqueue([Card(1, now), Card(2, now)]));
+        Assert.Equal(2, writer.Pending(_patient, now.AddMinutes(-1)).Count);
+        await writer.FlushAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(2, committed);
+        Assert.Empty(writer.Pending(_patient, now.AddMinutes(-1)));
+
+        writer.Dispose();
+        Assert.False(writer.TryEnqueue([Card(3, now)]));
+        Assert.Empty(writer.Pending(_patient, now.AddMinutes(-1)));
+        Assert.Equal(0, writer.PendingPatients);
+        await Assert.ThrowsAsync<System.Threading.Channels.ChannelClosedException>(() =>
+            writer.EnqueueAsync([Card(3, now)], TestContext.Current.CancellationToken).AsTask());
+    }
+
+    [Fact]
     public async Task ATokenUseOrABatchsWorthOfCardsDoesNotWaitForTheGatheringWindow()
     {
         var written = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
