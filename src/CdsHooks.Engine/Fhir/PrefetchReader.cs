@@ -383,8 +383,9 @@ public static class PrefetchReader
                 ahead.Read();
                 if (isType && ahead.TokenType == JsonTokenType.String)
                 {
-                    // The types the rules read, by their UTF-8 (no string made, no lookup); any other by its name.
-                    if (Frequent(ref ahead) is { } frequent) return frequent;
+                    // The types the rules read, by their UTF-8 (no string made, no lookup); any other by its name. An
+                    // escaped name takes the long way: comparing it unescapes it, which throws on a lone surrogate.
+                    if (!ahead.ValueIsEscaped && Frequent(ref ahead) is { } frequent) return frequent;
                     found = true;
                     try
                     {

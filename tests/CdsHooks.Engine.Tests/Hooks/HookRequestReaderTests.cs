@@ -299,6 +299,29 @@ public class HookRequestReaderTests
     }
 
     [Theory]
+    [InlineData("Patient\\udfff")] // as long as "Patient" escaped (the first resource type compared in place)
+    [InlineData("Medication\\udfffRequest")] // as long as "MedicationRequest", with its first letters
+    [InlineData("\\ud800")]
+    public void AResourceTypeThatSpellsNoUnicodeTextIsNoResourceType(string escaped)
+    {
+        // Compared with a known type's name, an escaped lone surrogate is unescaped, which throws InvalidOperationException
+        // (a 500): the request is refused with the problem instead, as for any other name that is no FHIR type.
+        var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"resourceType\": \"Patient\"", $"\"resourceType\": \"{escaped}\"");
+
+        var invalid = Assert.Throws<InvalidHookRequestException>(() => ReadText(json));
+
+        Assert.Contains(invalid.Issues, issue => issue.Location == "prefetch.patient.resourceType" && issue.Message == "Not a concrete FHIR R4 resource type.");
+    }
+
+    [Fact]
+    public void AResourceTypeEscapedIsReadAsTheTypeItSpells()
+    {
+        var json = ReplaceFirst(Repository.Sample("order-sign-mirtazapine-80-year-old-on-clonazepam.json"), "\"resourceType\": \"Patient\"", "\"resourceType\": \"Pati\\u0065nt\"");
+
+        Assert.IsType<PatientRecord>(ReadText(json).PrefetchFor("patient").Resource);
+    }
+
+    [Theory]
     [InlineData("\"MedicationRequest\"")]
     [InlineData("[]")]
     [InlineData("null")]
