@@ -40,6 +40,8 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
             CardRecord[]? records = null;
             if (!fatigue.Value.Enabled)
             {
+                // As the queue's own write does first: a caller that gave up (the EHR, the service stopping) records nothing.
+                cancellationToken.ThrowIfCancellationRequested();
                 records = Records(request, result.Cards, patient, encounter, now);
                 if (store.TryEnqueueCards(records))
                 {
@@ -84,8 +86,8 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         }
     }
 
-    private static CardRecord[] Records(HookRequest request, IReadOnlyList<IssuedCard> shown, string patient, string? encounter, DateTimeOffset now) =>
-        [.. shown.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook, request.HookInstance, c.RuleId,
+    private static CardRecord[] Records(HookRequest request, IReadOnlyList<IssuedCard> cards, string patient, string? encounter, DateTimeOffset now) =>
+        [.. cards.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook, request.HookInstance, c.RuleId,
             c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))];
 
     private static void Count(IEnumerable<IssuedCard> shown)
