@@ -43,11 +43,7 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
                 // As the queue's own write does first: a caller that gave up (the EHR, the service stopping) records nothing.
                 cancellationToken.ThrowIfCancellationRequested();
                 records = Records(request, result.Cards, patient, encounter, now);
-                if (store.TryEnqueueCards(records))
-                {
-                    Count(result.Cards);
-                    return [.. result.Cards.Select(c => c.Card)];
-                }
+                if (store.TryEnqueueCards(records)) return Shown(result.Cards);
             }
 
             // The audit trail's own time budget (Audit:Timeout), within the call's: a database that hangs (a PostgreSQL
@@ -70,8 +66,7 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
 
             await store.EnqueueCardsAsync(records ?? Records(request, shown, patient, encounter, now), budget.Token);
             foreach (var card in heldBack) CdsMetrics.CardsHeldBack.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId));
-            Count(shown);
-            return [.. shown.Select(c => c.Card)];
+            return Shown(shown);
         }
 #pragma warning disable CA1031 // any failure of the audit trail, not only the database's: the warning still reaches the clinician
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -81,8 +76,7 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
             // itself (the trimmed image once failed so on every call with cards, docs/performance.md), or the budget
             // spent. Only the caller's own cancellation (the EHR gave up, the service stops) goes on as such.
             logger.LogError("Audit trail failed ({ExceptionType}): cards returned without fatigue controls and not recorded", e.GetType().Name);
-            Count(result.Cards);
-            return [.. result.Cards.Select(c => c.Card)];
+            return Shown(result.Cards);
         }
     }
 
@@ -90,12 +84,17 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         [.. cards.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook, request.HookInstance, c.RuleId,
             c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))];
 
-    private static void Count(IEnumerable<IssuedCard> shown)
+    /// <summary>The cards the clinician sees, each counted in the metrics.</summary>
+    private static Card[] Shown(IReadOnlyList<IssuedCard> shown)
     {
-        foreach (var card in shown)
+        var cards = new Card[shown.Count];
+        for (var i = 0; i < shown.Count; i++)
         {
-            CdsMetrics.Cards.Add(1, new KeyValuePair<string, object?>("rule", card.RuleId), new KeyValuePair<string, object?>("indicator", card.Card.Indicator.WireName()));
+            CdsMetrics.Cards.Add(1, new KeyValuePair<string, object?>("rule", shown[i].RuleId), new KeyValuePair<string, object?>("indicator", shown[i].Card.Indicator.WireName()));
+            cards[i] = shown[i].Card;
         }
+
+        return cards;
     }
 
     /// <summary>A keyed hash (HMAC-SHA256) of an identifier: the same patient maps to the same value, which cannot be
