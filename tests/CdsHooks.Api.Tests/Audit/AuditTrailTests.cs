@@ -37,29 +37,20 @@ public sealed class AuditTrailTests : IDisposable
     {
         // The path without a time budget (the queue has room): the same cards, recorded; the caller's cancellation still
         // ends the call before anything is queued, as the queue's own write did.
-        var path = Path.Combine(Path.GetTempPath(), $"cds-hooks-trail-{Guid.NewGuid():N}.db");
-        try
-        {
-            var audit = Options.Create(new AuditOptions { ConnectionString = $"Data Source={path}" });
-            using var store = new CardStore(audit);
-            await store.MigrateAsync(TestContext.Current.CancellationToken);
-            var trail = new AuditTrail(store, audit, Options.Create(new FatigueOptions { Enabled = false }), TimeProvider.System, NullLogger<AuditTrail>.Instance);
-            var (request, result) = await IndexCaseAsync();
+        using var file = new SqliteFile("trail");
+        using var store = new CardStore(file.Options);
+        await store.MigrateAsync(TestContext.Current.CancellationToken);
+        var trail = new AuditTrail(store, file.Options, Options.Create(new FatigueOptions { Enabled = false }), TimeProvider.System, NullLogger<AuditTrail>.Instance);
+        var (request, result) = await IndexCaseAsync();
 
-            var shown = await trail.ShowAsync(request, result, TestContext.Current.CancellationToken);
-            var again = await IndexCaseAsync(); // new cards, new uuids
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => trail.ShowAsync(request, again.Result, new CancellationToken(canceled: true)));
+        var shown = await trail.ShowAsync(request, result, TestContext.Current.CancellationToken);
+        var again = await IndexCaseAsync(); // new cards, new uuids
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => trail.ShowAsync(request, again.Result, new CancellationToken(canceled: true)));
 
-            Assert.Equal(result.Cards.Select(c => c.Card.Uuid), shown.Select(c => c.Uuid));
-            var uuids = result.Cards.Concat(again.Result.Cards).Select(c => c.Card.Uuid).ToList();
-            var known = await store.KnownCardsAsync(uuids, TestContext.Current.CancellationToken);
-            Assert.Equal(result.Cards.Select(c => c.Card.Uuid).Order(), known.Keys.Order());
-        }
-        finally
-        {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            foreach (var file in Directory.GetFiles(Path.GetTempPath(), Path.GetFileName(path) + "*")) File.Delete(file);
-        }
+        Assert.Equal(result.Cards.Select(c => c.Card.Uuid), shown.Select(c => c.Uuid));
+        var uuids = result.Cards.Concat(again.Result.Cards).Select(c => c.Card.Uuid).ToList();
+        var known = await store.KnownCardsAsync(uuids, TestContext.Current.CancellationToken);
+        Assert.Equal(result.Cards.Select(c => c.Card.Uuid).Order(), known.Keys.Order());
     }
 
     [Fact]

@@ -7,10 +7,10 @@ namespace CdsHooks.Api.Tests.Audit;
 /// <summary>Card records are written behind the answer; these prove nothing is lost or invisible on the way.</summary>
 public sealed class CardWriterTests : IDisposable
 {
-    private readonly string _path = Path.Combine(Path.GetTempPath(), $"cds-hooks-writer-{Guid.NewGuid():N}.db");
+    private readonly SqliteFile _file = new("writer");
     private readonly string _patient = new('b', 64);
 
-    private CardStore Store() => new(Options.Create(new AuditOptions { ConnectionString = $"Data Source={_path}" }));
+    private CardStore Store() => new(_file.Options);
 
     private async Task<CardStore> MigratedStoreAsync()
     {
@@ -216,7 +216,7 @@ public sealed class CardWriterTests : IDisposable
         // Every hook call with cards reads its patient's history (fatigue controls on): a scan of the table would grow
         // with the whole audit trail.
         using (var store = Store()) await store.MigrateAsync(TestContext.Current.CancellationToken);
-        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_path}");
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_file.Path}");
         await connection.OpenAsync(TestContext.Current.CancellationToken);
         await using var explain = connection.CreateCommand();
         explain.CommandText = "EXPLAIN QUERY PLAN " + CardStore.HistoryQuery;
@@ -251,7 +251,7 @@ public sealed class CardWriterTests : IDisposable
 
         await store.RecordCardsAsync(cards, TestContext.Current.CancellationToken);
 
-        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_path}");
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_file.Path}");
         await connection.OpenAsync(TestContext.Current.CancellationToken);
         await using var query = connection.CreateCommand();
         query.CommandText = """
@@ -315,9 +315,5 @@ public sealed class CardWriterTests : IDisposable
         Assert.Empty(await store.KnownCardsAsync([card.CardUuid], TestContext.Current.CancellationToken));
     }
 
-    public void Dispose()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var file in Directory.GetFiles(Path.GetDirectoryName(_path)!, Path.GetFileName(_path) + "*")) File.Delete(file);
-    }
+    public void Dispose() => _file.Dispose();
 }
