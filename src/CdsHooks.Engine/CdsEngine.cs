@@ -62,11 +62,20 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
     public HookResult Respond(IReadOnlyList<Problem> problems)
     {
         var settings = Knowledge.Settings;
-        return new HookResult([.. problems
-            .Select(IssuedCard.From)
-            .Where(c => c.Indicator >= settings.MinimumIndicator)
-            .OrderByDescending(c => c.Indicator)
-            .Take(settings.MaxCards)]);
+        // Most severe first, in the problems' order within an indicator (a stable sort, as OrderByDescending was): an
+        // insertion into the few cards kept, without LINQ's iterators and buffers on every call.
+        var cards = new List<IssuedCard>(Math.Min(problems.Count, settings.MaxCards));
+        for (var i = 0; i < problems.Count; i++)
+        {
+            var card = IssuedCard.From(problems[i]);
+            if (card.Indicator < settings.MinimumIndicator) continue;
+            var at = cards.Count;
+            while (at > 0 && cards[at - 1].Indicator < card.Indicator) at--;
+            cards.Insert(at, card);
+        }
+
+        if (cards.Count > settings.MaxCards) cards.RemoveRange(settings.MaxCards, cards.Count - settings.MaxCards);
+        return new HookResult(cards);
     }
 
     // Optional data that could not be had (conditions, stopped medications, a referenced Medication) is said on an

@@ -9,12 +9,16 @@ namespace CdsHooks.Engine.Evaluation;
 /// this patient, what to do, and the sources.</summary>
 public static class CardBuilder
 {
-    public static Card Build(Problem problem)
+    public static Card Build(Problem problem) => Build(problem, problem.All);
+
+    /// <summary>The card of a problem whose findings, head first, are <paramref name="all"/> (<see cref="Problem.All"/>,
+    /// which makes a new list on each read).</summary>
+    internal static Card Build(Problem problem, IReadOnlyList<Finding> all)
     {
         var head = problem.Head;
         var source = head.Rule.Sources[0];
         // Loops over the findings rather than LINQ chains: this runs for every card (docs/performance.md).
-        var all = problem.All;
+        var drugs = Drugs(all);
         var reasons = new List<Coding>();
         var indicator = head.Indicator;
         foreach (var finding in all)
@@ -27,7 +31,7 @@ public static class CardBuilder
             }
         }
 
-        var suggestions = Suggestions(all);
+        var suggestions = Suggestions(all, drugs);
         return new Card(
             // Time-ordered (UUIDv7): the audit trail's primary key is the card's uuid, and random (v4) keys put every
             // insert on a random page of that index, which SQLite read and wrote back at each commit and checkpoint
@@ -37,7 +41,7 @@ public static class CardBuilder
             Summary(head),
             indicator,
             new Source(source.Label, source.Url),
-            Detail(problem, all),
+            Detail(problem, all, drugs),
             suggestions.Count > 0 ? suggestions : null,
             suggestions.Count > 0 ? "at-most-one" : null,
             reasons.Count > 0 ? reasons : null);
@@ -45,7 +49,7 @@ public static class CardBuilder
 
     /// <summary>The concrete actions a clinician can take from the card: lower the dose of a new order where the rule
     /// names a dose and the order is in mg, or cancel a new order. One at most.</summary>
-    private static List<Suggestion> Suggestions(IReadOnlyList<Finding> all)
+    private static List<Suggestion> Suggestions(IReadOnlyList<Finding> all, List<ResolvedDrug> drugs)
     {
         var suggestions = new List<Suggestion>();
         foreach (var finding in all)
@@ -67,7 +71,7 @@ public static class CardBuilder
             }
         }
 
-        foreach (var drug in Drugs(all))
+        foreach (var drug in drugs)
         {
             var medication = drug.Medication;
             if (!medication.IsNew || medication.Order?.Id is not { } id) continue;
@@ -95,14 +99,20 @@ public static class CardBuilder
         return -1;
     }
 
-    // The findings' drugs, side A then side B of each finding in turn (a drug may come more than once).
-    private static IEnumerable<ResolvedDrug> Drugs(IReadOnlyList<Finding> all)
+    // The findings' drugs, side A then side B of each finding in turn (a drug may come more than once). One list for
+    // the card's suggestions and its detail.
+    private static List<ResolvedDrug> Drugs(IReadOnlyList<Finding> all)
     {
+        var count = 0;
+        foreach (var finding in all) count += finding.SideA.Count + finding.SideB.Count;
+        var drugs = new List<ResolvedDrug>(count);
         foreach (var finding in all)
         {
-            for (var i = 0; i < finding.SideA.Count; i++) yield return finding.SideA[i];
-            for (var i = 0; i < finding.SideB.Count; i++) yield return finding.SideB[i];
+            for (var i = 0; i < finding.SideA.Count; i++) drugs.Add(finding.SideA[i]);
+            for (var i = 0; i < finding.SideB.Count; i++) drugs.Add(finding.SideB[i]);
         }
+
+        return drugs;
     }
 
     // The same order at the target daily dose: each administration's mg scaled down, the schedule kept. Only for an
@@ -151,17 +161,17 @@ public static class CardBuilder
         return Capitalise(summary);
     }
 
-    private static CardText Detail(Problem problem, IReadOnlyList<Finding> all)
+    private static CardText Detail(Problem problem, IReadOnlyList<Finding> all, List<ResolvedDrug> found)
     {
         var head = problem.Head;
 
-        // Each medication once, the new orders first, otherwise in the findings' order.
-        var drugs = new List<ResolvedDrug>();
-        var listed = new HashSet<Patients.MedicationUse>(ReferenceEqualityComparer.Instance);
+        // Each medication once, the new orders first, otherwise in the findings' order. A card names a few drugs: a
+        // scan of those listed, not a set.
+        var drugs = new List<ResolvedDrug>(found.Count);
         var newOrders = 0;
-        foreach (var drug in Drugs(all))
+        foreach (var drug in found)
         {
-            if (!listed.Add(drug.Medication)) continue;
+            if (Listed(drugs, drug.Medication)) continue;
             if (drug.Medication.IsNew) drugs.Insert(newOrders++, drug);
             else drugs.Add(drug);
         }
@@ -226,6 +236,16 @@ public static class CardBuilder
         }
 
         return detail.Fixed(".").ToText();
+    }
+
+    private static bool Listed(List<ResolvedDrug> drugs, Patients.MedicationUse medication)
+    {
+        for (var i = 0; i < drugs.Count; i++)
+        {
+            if (ReferenceEquals(drugs[i].Medication, medication)) return true;
+        }
+
+        return false;
     }
 
     // A source that only backs a patient factor (Beers for "age 65 and over") is cited only when that factor applies.

@@ -117,7 +117,9 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             else problems.Add((finding, []));
         }
 
-        return [.. problems.Select(p => new Problem(p.Head, p.Joined))];
+        var result = new Problem[problems.Count];
+        for (var i = 0; i < result.Length; i++) result[i] = new Problem(problems[i].Head, problems[i].Joined);
+        return result;
     }
 
     private static bool Touches(IReadOnlyList<DrugGroup> groups, HashSet<DrugGroup> present)
@@ -370,42 +372,79 @@ public sealed class Evaluator(KnowledgeBase knowledge)
     private static Indicator IndicatorOf(Rule rule, List<PatientFactor> applying)
     {
         var indicator = rule.Indicator;
+        var escalators = 0;
         foreach (var factor in applying)
         {
             if (factor.Indicator is { } raised && raised > indicator) indicator = raised;
+            if (factor.Escalates) escalators++;
         }
 
-        var escalators = applying.Count(f => f.Escalates);
         if (rule.CriticalWhenEscalators is { } needed && escalators >= needed) return Indicator.Critical;
         if (escalators == 0)
         {
-            foreach (var cap in applying.Select(f => f.LowerTo).OfType<Indicator>())
+            foreach (var factor in applying)
             {
-                if (cap < indicator) indicator = cap;
+                if (factor.LowerTo is { } cap && cap < indicator) indicator = cap;
             }
         }
 
         return indicator;
     }
 
+    // Loops, not LINQ: a lambda here captured the parameters, and its closure was made on every call, for every
+    // factor of every rule that fired, whether a lambda ran or not.
     private static bool Applies(PatientFactor factor, PatientContext patient, List<ResolvedDrug> sideA, List<ResolvedDrug> sideB,
         List<ResolvedDrug> current)
     {
         if (factor.AgeAtLeast is { } age && !(patient.Age >= age)) return false;
-        if (factor.Conditions.Count > 0 && !factor.Conditions.Any(g => HasCondition(patient, g))) return false;
+        if (factor.Conditions.Count > 0 && !AnyCondition(patient, factor.Conditions)) return false;
         // Another drug: one the rule's sides did not match.
-        if (factor.Drugs.Count > 0 && !current.Exists(d => !ContainsSame(sideA, d) && !ContainsSame(sideB, d) && d.IsIn(factor.Drugs))) return false;
-        if (factor.DailyDoseAbove is { } above && !Dosed(above).Exists(d => d.MgPerDay > above.Mg)) return false;
+        if (factor.Drugs.Count > 0 && !AnotherDrugIn(factor.Drugs, sideA, sideB, current)) return false;
+        if (factor.DailyDoseAbove is { } above)
+        {
+            var found = false;
+            var side = above.Side == PairSide.A ? sideA : sideB;
+            for (var i = 0; i < side.Count && !found; i++) found = Limited(side[i], above) && side[i].MgPerDay > above.Mg;
+            if (!found) return false;
+        }
+
         if (factor.DailyDoseAtMost is { } atMost)
         {
-            var doses = Dosed(atMost).Select(d => d.MgPerDay).ToList();
-            if (doses.Count == 0 || doses.Exists(mg => mg is null || mg > atMost.Mg)) return false;
+            var dosed = 0;
+            var side = atMost.Side == PairSide.A ? sideA : sideB;
+            for (var i = 0; i < side.Count; i++)
+            {
+                if (!Limited(side[i], atMost)) continue;
+                if (side[i].MgPerDay is not { } mg || mg > atMost.Mg) return false;
+                dosed++;
+            }
+
+            if (dosed == 0) return false;
         }
 
         return true;
 
-        List<ResolvedDrug> Dosed(DoseLimit limit) =>
-            [.. (limit.Side == PairSide.A ? sideA : sideB).Where(d => limit.Of.Count == 0 || d.IsIn(limit.Of))];
+        static bool Limited(ResolvedDrug drug, DoseLimit limit) => limit.Of.Count == 0 || drug.IsIn(limit.Of);
+    }
+
+    private static bool AnyCondition(PatientContext patient, IReadOnlyList<ConditionGroup> groups)
+    {
+        for (var i = 0; i < groups.Count; i++)
+        {
+            if (HasCondition(patient, groups[i])) return true;
+        }
+
+        return false;
+    }
+
+    private static bool AnotherDrugIn(IReadOnlyList<DrugGroup> groups, List<ResolvedDrug> sideA, List<ResolvedDrug> sideB, List<ResolvedDrug> current)
+    {
+        foreach (var d in current)
+        {
+            if (!ContainsSame(sideA, d) && !ContainsSame(sideB, d) && d.IsIn(groups)) return true;
+        }
+
+        return false;
     }
 
     private static bool HasCondition(PatientContext patient, ConditionGroup group) => group.Codes.Overlaps(patient.ConditionCodes);

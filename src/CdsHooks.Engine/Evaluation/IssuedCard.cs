@@ -52,14 +52,15 @@ public sealed record IssuedCard(Card Card, string RuleId, int RuleVersion, strin
     public static IssuedCard From(Problem problem)
     {
         var codes = new List<string>();
-        foreach (var finding in problem.All)
+        var all = problem.All;
+        foreach (var finding in all)
         {
             Add(finding.SideA);
             Add(finding.SideB);
         }
 
         codes.Sort(StringComparer.Ordinal);
-        return new IssuedCard(CardBuilder.Build(problem), problem.Head.Rule.Id, problem.Head.Rule.Version, string.Join('+', codes));
+        return new IssuedCard(CardBuilder.Build(problem, all), problem.Head.Rule.Id, problem.Head.Rule.Version, string.Join('+', codes));
 
         void Add(IReadOnlyList<ResolvedDrug> drugs)
         {
@@ -79,5 +80,10 @@ public sealed record HookResult(IReadOnlyList<IssuedCard> Cards)
 {
     public static HookResult Empty { get; } = new([]);
 
-    public CdsResponse ToResponse() => new([.. Cards.Select(c => c.Card)]);
+    public CdsResponse ToResponse()
+    {
+        var cards = new Card[Cards.Count];
+        for (var i = 0; i < cards.Length; i++) cards[i] = Cards[i].Card;
+        return new CdsResponse(cards);
+    }
 }

@@ -7,6 +7,9 @@ namespace CdsHooks.Engine.Hooks;
 /// Every problem is collected, so that the caller learns all of them at once.</summary>
 public static class HookRequestReader
 {
+    private static readonly System.Buffers.SearchValues<char> IdentifierCharacters =
+        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:");
+
     /// <summary>Reads a request already parsed into a document (the CLI, the playground, tests): its own text is read.</summary>
     public static HookRequest Read(JsonElement root, HookService service, bool whole = false) =>
         Read(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(root), service, whole);
@@ -58,7 +61,7 @@ public static class HookRequestReader
 
         Required(hookInstance, "hookInstance", issues);
         // It is logged: keep it an identifier (the spec's is a UUID), not free text a client could fill.
-        if (hookInstance is not null && (hookInstance.Length > 128 || !hookInstance.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':')))
+        if (hookInstance is not null && (hookInstance.Length > 128 || hookInstance.AsSpan().ContainsAnyExcept(IdentifierCharacters)))
         {
             issues.Add(new RequestIssue("hookInstance", "invalid-value", "hookInstance must be an identifier such as a UUID (at most 128 letters, digits, '-', '_', '.', ':')."));
             hookInstance = null;

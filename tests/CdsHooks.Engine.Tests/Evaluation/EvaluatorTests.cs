@@ -197,4 +197,23 @@ public class EvaluatorTests
 
         Assert.Equal(Indicator.Critical, card.Indicator);
     }
+
+    [Fact]
+    public void CardsComeMostSevereFirstInTheProblemsOrderAboveTheMinimumAndUpToTheCap()
+    {
+        var engine = new CdsEngine(KnowledgeLoader.Load(Repository.Cards, new SiteSettings { MaxCards = 3, MinimumIndicator = Indicator.Warning }),
+            TimeProvider.System);
+        var found = new Evaluator(engine.Knowledge).Evaluate(Patient(80, Drug("311725", MedicationStatus.New), Drug("197527")))[0].Head;
+        var rules = engine.Knowledge.Rules.Take(6).ToList();
+        Problem Problem(int rule, Indicator indicator) => new(found with { Rule = rules[rule], Indicator = indicator }, []);
+
+        var cards = engine.Respond([
+            Problem(0, Indicator.Info), Problem(1, Indicator.Warning), Problem(2, Indicator.Critical),
+            Problem(3, Indicator.Warning), Problem(4, Indicator.Critical), Problem(5, Indicator.Critical),
+        ]).Cards;
+
+        Assert.Equal([rules[2].Id, rules[4].Id, rules[5].Id], cards.Select(c => c.RuleId));
+        Assert.Equal([rules[1].Id, rules[3].Id], engine.Respond([Problem(0, Indicator.Info), Problem(1, Indicator.Warning), Problem(3, Indicator.Warning)])
+            .Cards.Select(c => c.RuleId));
+    }
 }
