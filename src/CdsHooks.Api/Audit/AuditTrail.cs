@@ -80,9 +80,18 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         }
     }
 
-    private static CardRecord[] Records(HookRequest request, IReadOnlyList<IssuedCard> cards, string patient, string? encounter, DateTimeOffset now) =>
-        [.. cards.Select(c => new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook, request.HookInstance, c.RuleId,
-            c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now))];
+    private static CardRecord[] Records(HookRequest request, IReadOnlyList<IssuedCard> cards, string patient, string? encounter, DateTimeOffset now)
+    {
+        var records = new CardRecord[cards.Count];
+        for (var i = 0; i < records.Length; i++)
+        {
+            var c = cards[i];
+            records[i] = new CardRecord(c.Card.Uuid, request.Service.Id, request.Service.Hook, request.HookInstance, c.RuleId,
+                c.RuleVersion, c.Indicator, c.DrugsKey, patient, encounter, c.SuggestionIds, now);
+        }
+
+        return records;
+    }
 
     /// <summary>The cards the clinician sees, each counted in the metrics.</summary>
     private static Card[] Shown(IReadOnlyList<IssuedCard> shown)
@@ -109,7 +118,24 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
             _threadHmac = mine = (_key, IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _key));
         }
 
-        mine.Hmac.AppendData(Encoding.UTF8.GetBytes($"{kind}|{fhirServer}|{id}"));
+        // The hashed text as UTF-8, written where it is hashed: on the stack for the ids EHRs send, rented for a longer one.
+        var most = Encoding.UTF8.GetMaxByteCount(kind.Length + (fhirServer?.Length ?? 0) + id.Length + 2);
+        var rented = most > 512 ? System.Buffers.ArrayPool<byte>.Shared.Rent(most) : null;
+        Span<byte> text = rented ?? stackalloc byte[512];
+        try
+        {
+            if (!System.Text.Unicode.Utf8.TryWrite(text, $"{kind}|{fhirServer}|{id}", out var length))
+            {
+                throw new InvalidOperationException("The hashed text did not fit its buffer.");
+            }
+
+            mine.Hmac.AppendData(text[..length]);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+
         Span<byte> hash = stackalloc byte[32];
         mine.Hmac.GetHashAndReset(hash);
         return Convert.ToHexStringLower(hash);

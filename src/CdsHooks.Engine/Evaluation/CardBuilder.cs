@@ -9,11 +9,11 @@ namespace CdsHooks.Engine.Evaluation;
 /// this patient, what to do, and the sources.</summary>
 public static class CardBuilder
 {
-    public static Card Build(Problem problem) => Build(problem, problem.All);
+    public static Card Build(Problem problem) => Build(problem, problem.Findings());
 
-    /// <summary>The card of a problem whose findings, head first, are <paramref name="all"/> (<see cref="Problem.All"/>,
-    /// which makes a new list on each read).</summary>
-    internal static Card Build(Problem problem, IReadOnlyList<Finding> all)
+    /// <summary>The card of a problem whose findings, head first, are <paramref name="all"/>
+    /// (<see cref="Problem.Findings"/>, a new array on each call).</summary>
+    internal static Card Build(Problem problem, Finding[] all)
     {
         var head = problem.Head;
         var source = head.Rule.Sources[0];
@@ -49,7 +49,7 @@ public static class CardBuilder
 
     /// <summary>The concrete actions a clinician can take from the card: lower the dose of a new order where the rule
     /// names a dose and the order is in mg, or cancel a new order. One at most.</summary>
-    private static List<Suggestion> Suggestions(IReadOnlyList<Finding> all, List<ResolvedDrug> drugs)
+    private static List<Suggestion> Suggestions(Finding[] all, List<ResolvedDrug> drugs)
     {
         var suggestions = new List<Suggestion>();
         foreach (var finding in all)
@@ -101,7 +101,7 @@ public static class CardBuilder
 
     // The findings' drugs, side A then side B of each finding in turn (a drug may come more than once). One list for
     // the card's suggestions and its detail.
-    private static List<ResolvedDrug> Drugs(IReadOnlyList<Finding> all)
+    private static List<ResolvedDrug> Drugs(Finding[] all)
     {
         var count = 0;
         foreach (var finding in all) count += finding.SideA.Count + finding.SideB.Count;
@@ -149,19 +149,65 @@ public static class CardBuilder
     {
         var a = DistinctIngredients(finding.SideA, finding.Rule.SideA);
         var b = DistinctIngredients(finding.SideB, finding.Rule.SideB);
-        var summary = Fill(finding, Names(a, 2), Names(b, 2), a.Count);
-        if (summary.Length > KnowledgeLoader.MaxSummaryLength) summary = Fill(finding, Names(a, 1), Names(b, 1), a.Count);
+        var summary = Fill(finding, a, b, 2);
+        if (summary.Length > KnowledgeLoader.MaxSummaryLength) summary = Fill(finding, a, b, 1);
         return summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…";
     }
 
-    private static string Fill(Finding finding, string a, string b, int n)
+    [ThreadStatic]
+    private static StringBuilder? _summary;
+
+    // The rule's summary with {a} and {b} replaced by the names on each side (at most `shown` of each) and {n} by the
+    // number on side a, capitalised: written in one pass into this thread's builder, one string made at the end (the
+    // names joined, the placeholders replaced one after another and the capital were a string each).
+    private static string Fill(Finding finding, List<string> a, List<string> b, int shown)
     {
-        var summary = finding.Rule.Summary.Replace("{a}", a, StringComparison.Ordinal).Replace("{b}", b, StringComparison.Ordinal);
-        if (summary.Contains("{n}", StringComparison.Ordinal)) summary = summary.Replace("{n}", n.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
-        return Capitalise(summary);
+        var text = _summary ??= new StringBuilder(2 * KnowledgeLoader.MaxSummaryLength);
+        text.Clear();
+        var template = finding.Rule.Summary.AsSpan();
+        while (template.IndexOf('{') is var at and >= 0)
+        {
+            text.Append(template[..at]);
+            template = template[at..];
+            if (template.StartsWith("{a}", StringComparison.Ordinal)) AppendNames(text, a, shown);
+            else if (template.StartsWith("{b}", StringComparison.Ordinal)) AppendNames(text, b, shown);
+            else if (template.StartsWith("{n}", StringComparison.Ordinal)) text.Append(CultureInfo.InvariantCulture, $"{a.Count}");
+            else
+            {
+                text.Append('{');
+                template = template[1..];
+                continue;
+            }
+
+            template = template[3..];
+        }
+
+        text.Append(template);
+        if (text.Length > 0 && !char.IsUpper(text[0])) text[0] = char.ToUpperInvariant(text[0]);
+        var filled = text.ToString();
+        if (text.Capacity > 4 * KnowledgeLoader.MaxSummaryLength) _summary = null; // not kept large for the thread's life
+        return filled;
     }
 
-    private static CardText Detail(Problem problem, IReadOnlyList<Finding> all, List<ResolvedDrug> found)
+    // "clonazepam and lorazepam"; with more names than shown, "clonazepam, lorazepam and 1 more".
+    private static void AppendNames(StringBuilder text, List<string> names, int shown)
+    {
+        if (names.Count <= shown)
+        {
+            for (var i = 0; i < names.Count; i++) text.Append(i > 0 ? " and " : "").Append(names[i]);
+        }
+        else if (names.Count == shown + 1 && shown == 2)
+        {
+            text.Append(names[0]).Append(", ").Append(names[1]).Append(" and ").Append(names[2]);
+        }
+        else
+        {
+            for (var i = 0; i < shown; i++) text.Append(i > 0 ? ", " : "").Append(names[i]);
+            text.Append(CultureInfo.InvariantCulture, $" and {names.Count - shown} more");
+        }
+    }
+
+    private static CardText Detail(Problem problem, Finding[] all, List<ResolvedDrug> found)
     {
         var head = problem.Head;
 
@@ -218,7 +264,7 @@ public static class CardBuilder
         if (problem.Joined.Count > 0)
         {
             detail.Fixed("\n\n**Also:**");
-            foreach (var also in problem.Joined) detail.Fixed("\n- **").Append(Summary(also)).Fixed(".** ").Fixed(also.Rule.Management);
+            for (var i = 1; i < all.Length; i++) detail.Fixed("\n- **").Append(Summary(all[i])).Fixed(".** ").Fixed(all[i].Rule.Management);
         }
 
         detail.Fixed("\n\n**Sources:** ");
@@ -292,15 +338,6 @@ public static class CardBuilder
 
         return names;
     }
-
-    // "clonazepam and lorazepam"; with more names than shown, "clonazepam, lorazepam and 1 more".
-    private static string Names(List<string> names, int shown) =>
-        names.Count <= shown ? string.Join(" and ", names)
-        : names.Count == shown + 1 && shown == 2 ? $"{names[0]}, {names[1]} and {names[2]}"
-        : $"{string.Join(", ", names.Take(shown))} and {names.Count - shown} more";
-
-    private static string Capitalise(string text) =>
-        text.Length == 0 || char.IsUpper(text[0]) ? text : string.Concat(char.ToUpperInvariant(text[0]).ToString(), text.AsSpan(1));
 
     private static readonly System.Buffers.SearchValues<char> MarkdownSpecial = System.Buffers.SearchValues.Create("\\`*_{}[]<>()#+!|~\r\n");
 

@@ -43,7 +43,17 @@ public sealed record RuleTrace(string RuleId, string Title, bool Enabled, Indica
 public sealed record Problem(Finding Head, IReadOnlyList<Finding> Joined)
 {
     /// <summary>The head, then the joined findings (a new list each time).</summary>
-    public IReadOnlyList<Finding> All => [Head, .. Joined];
+    public IReadOnlyList<Finding> All => Findings();
+
+    /// <summary>The head, then the joined findings, as a new array: a loop over an array makes no enumerator, where
+    /// foreach over an <see cref="IReadOnlyList{T}"/> makes one each time.</summary>
+    internal Finding[] Findings()
+    {
+        var all = new Finding[1 + Joined.Count];
+        all[0] = Head;
+        for (var i = 0; i < Joined.Count; i++) all[i + 1] = Joined[i];
+        return all;
+    }
 }
 
 public sealed class Evaluator(KnowledgeBase knowledge)

@@ -52,7 +52,7 @@ public sealed record IssuedCard(Card Card, string RuleId, int RuleVersion, strin
     public static IssuedCard From(Problem problem)
     {
         var codes = new List<string>();
-        var all = problem.All;
+        var all = problem.Findings();
         foreach (var finding in all)
         {
             Add(finding.SideA);

@@ -133,21 +133,7 @@ public static class PatientContextBuilder
             && verification is not ("refuted" or "entered-in-error");
     }
 
-    private static IEnumerable<T> Resources<T>(Prefetched prefetched) where T : FhirRecord
-    {
-        if (prefetched.Resource is BundleRecord bundle)
-        {
-            var entries = bundle.Entries;
-            for (var i = 0; i < entries.Count; i++)
-            {
-                if (entries[i] is T resource) yield return resource;
-            }
-        }
-        else if (prefetched.Resource is T single)
-        {
-            yield return single;
-        }
-    }
+    private static Resources<T> Resources<T>(Prefetched prefetched) where T : FhirRecord => new(prefetched.Resource);
 
     private static MedicationUse Describe(RequestRecord request, MedicationStatus status, IReadOnlyDictionary<string, MedicationRecord> medications) =>
         Describe(request, status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, medications);
@@ -236,4 +222,45 @@ public static class PatientContextBuilder
         value is { Length: >= 10 } && DateOnly.TryParseExact(value[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)
             ? date
             : null;
+}
+
+/// <summary>The resources of type <typeparamref name="T"/> in a prefetched value: a Bundle's entries, or the resource
+/// itself. A struct with a struct enumerator, for foreach: an iterator method made an object for every key of every
+/// call.</summary>
+internal readonly struct Resources<T>(FhirRecord? resource) where T : FhirRecord
+{
+    public Enumerator GetEnumerator() => new(resource);
+
+    public struct Enumerator(FhirRecord? resource)
+    {
+        private int _index = -1;
+
+        public T Current { get; private set; } = null!;
+
+        public bool MoveNext()
+        {
+            if (resource is BundleRecord bundle)
+            {
+                var entries = bundle.Entries;
+                while (++_index < entries.Count)
+                {
+                    if (entries[_index] is T found)
+                    {
+                        Current = found;
+                        return true;
+                    }
+                }
+
+                return false;
+            }
+
+            if (_index++ < 0 && resource is T single)
+            {
+                Current = single;
+                return true;
+            }
+
+            return false;
+        }
+    }
 }

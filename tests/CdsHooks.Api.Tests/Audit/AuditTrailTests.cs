@@ -99,5 +99,10 @@ public sealed class AuditTrailTests : IDisposable
         var other = new AuditTrail(store, Options.Create(new AuditOptions { HashKey = "another-key" }), Options.Create(new FatigueOptions()), TimeProvider.System, NullLogger<AuditTrail>.Instance);
         Assert.NotEqual(trail.Hash("patient", null, "1"), other.Hash("patient", null, "1"));
         Assert.Equal(Expected("patient||1"), trail.Hash("patient", null, "1"));
+
+        // The text is hashed as UTF-8 whatever its length (a long one does not fit the stack buffer) and its characters.
+        var server = "https://ehr.example.org/" + new string('f', 600);
+        Assert.Equal(Expected($"patient|{server}|1"), trail.Hash("patient", server, "1"));
+        Assert.Equal(Expected("patient|https://ehr.example.org/fhir|ünïcødé-€-𝄞"), trail.Hash("patient", "https://ehr.example.org/fhir", "ünïcødé-€-𝄞"));
     }
 }
