@@ -244,7 +244,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                 break;
 
             case RuleKind.Count:
-                sideA = NewFirst(Counting(drugs, rule, patient, rule.SideA));
+                sideA = Counting(drugs, rule, patient, rule.SideA) is List<ResolvedDrug> counted ? NewFirst(counted) : [];
                 var distinct = sideA.SelectMany(d => d.Ingredients).Where(i => Rule.InAny(rule.SideA, i.Code)).Select(i => i.Code).Distinct().Count();
                 trace?.Add($"{Groups(rule.SideA)}: {Drugs(sideA)}: {distinct} distinct ingredients, {rule.CountAtLeast} needed");
                 if (distinct < rule.CountAtLeast || !sideA.Exists(d => d.Medication.IsNew))
@@ -274,12 +274,6 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                 break;
         }
 
-        var current = new List<ResolvedDrug>(drugs.Count);
-        foreach (var d in drugs)
-        {
-            if (d.Medication.Status != MedicationStatus.Stopped) current.Add(d);
-        }
-
         for (var i = 0; i < rule.ExcludedConditions.Count; i++)
         {
             if (!HasCondition(patient, rule.ExcludedConditions[i])) continue;
@@ -287,10 +281,10 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             return null;
         }
 
-        // Excluding drugs means drugs the patient already takes: a new order never silences its own rule.
-        foreach (var taken in current)
+        // Excluding drugs means drugs the patient already takes (not stopped): a new order never silences its own rule.
+        foreach (var taken in drugs)
         {
-            if (taken.Medication.IsNew || !taken.IsIn(rule.ExcludedDrugs)) continue;
+            if (taken.Medication.IsNew || taken.Medication.Status == MedicationStatus.Stopped || !taken.IsIn(rule.ExcludedDrugs)) continue;
             trace?.Add($"not fired: excluded because the patient already takes {taken.Medication.Display}");
             return null;
         }
@@ -299,7 +293,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         for (var i = 0; i < rule.Factors.Count; i++)
         {
             var factor = rule.Factors[i];
-            var applies = Applies(factor, patient, sideA, sideB, current);
+            var applies = Applies(factor, patient, sideA, sideB, drugs);
             if (applies) applying.Add(factor);
             trace?.Add($"factor {factor.Id}: {(applies ? "applies" : "does not apply")}{(factor.AgeAtLeast is { } age ? $" (age {patient.Age?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}, threshold {age})" : "")}");
         }
@@ -334,21 +328,20 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         return found is null ? Array.Empty<ResolvedDrug>() : found;
     }
 
-    // New orders first, the others in the order given (as a stable sort would).
-    private static List<ResolvedDrug> NewFirst(IReadOnlyList<ResolvedDrug> drugs)
+    // New orders first, the others in the order given (as a stable sort would), in the list itself: each new order
+    // moves up behind the new orders before it.
+    private static List<ResolvedDrug> NewFirst(List<ResolvedDrug> drugs)
     {
-        var ordered = new List<ResolvedDrug>(drugs.Count);
+        var newOrders = 0;
         for (var i = 0; i < drugs.Count; i++)
         {
-            if (drugs[i].Medication.IsNew) ordered.Add(drugs[i]);
+            var drug = drugs[i];
+            if (!drug.Medication.IsNew) continue;
+            for (var j = i; j > newOrders; j--) drugs[j] = drugs[j - 1];
+            drugs[newOrders++] = drug;
         }
 
-        for (var i = 0; i < drugs.Count; i++)
-        {
-            if (!drugs[i].Medication.IsNew) ordered.Add(drugs[i]);
-        }
-
-        return ordered;
+        return drugs;
     }
 
     private static string Groups(IReadOnlyList<DrugGroup> groups) => string.Join(", ", groups.Select(g => g.Name));
@@ -404,12 +397,12 @@ public sealed class Evaluator(KnowledgeBase knowledge)
     // Loops, not LINQ: a lambda here captured the parameters, and its closure was made on every call, for every
     // factor of every rule that fired, whether a lambda ran or not.
     private static bool Applies(PatientFactor factor, PatientContext patient, List<ResolvedDrug> sideA, List<ResolvedDrug> sideB,
-        List<ResolvedDrug> current)
+        List<ResolvedDrug> drugs)
     {
         if (factor.AgeAtLeast is { } age && !(patient.Age >= age)) return false;
         if (factor.Conditions.Count > 0 && !AnyCondition(patient, factor.Conditions)) return false;
-        // Another drug: one the rule's sides did not match.
-        if (factor.Drugs.Count > 0 && !AnotherDrugIn(factor.Drugs, sideA, sideB, current)) return false;
+        // Another drug the patient takes (not stopped): one the rule's sides did not match.
+        if (factor.Drugs.Count > 0 && !AnotherDrugIn(factor.Drugs, sideA, sideB, drugs)) return false;
         if (factor.DailyDoseAbove is { } above)
         {
             var found = false;
@@ -447,11 +440,11 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         return false;
     }
 
-    private static bool AnotherDrugIn(IReadOnlyList<DrugGroup> groups, List<ResolvedDrug> sideA, List<ResolvedDrug> sideB, List<ResolvedDrug> current)
+    private static bool AnotherDrugIn(IReadOnlyList<DrugGroup> groups, List<ResolvedDrug> sideA, List<ResolvedDrug> sideB, List<ResolvedDrug> drugs)
     {
-        foreach (var d in current)
+        foreach (var d in drugs)
         {
-            if (!ContainsSame(sideA, d) && !ContainsSame(sideB, d) && d.IsIn(groups)) return true;
+            if (d.Medication.Status != MedicationStatus.Stopped && !ContainsSame(sideA, d) && !ContainsSame(sideB, d) && d.IsIn(groups)) return true;
         }
 
         return false;

@@ -163,18 +163,21 @@ public static class PatientContextBuilder
             for (var i = 0; i < resolved.Ingredients.Length; i++) Read(resolved.Ingredients[i]);
         }
 
-        if (medication.Reference?.Display is { } referenceName) names.Add(referenceName);
+        if (medication.Reference?.Display is { } referenceName && !names.Contains(referenceName)) names.Add(referenceName);
         var display = names.Count > 0 ? names[0] : "Unnamed medication";
         return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(drug.Dosage), Dosing.DailyDose(drug.Dosage),
             status, stoppedOn, drug.Id, reference is not null && resolved is null && codes.Count == 0 ? reference : null, drug as RequestRecord);
 
+        // A name already had is not added again: EHRs send a concept's text and its coding's display as the same words,
+        // and the joined text is for recognising ingredients by name, to which a repeat adds nothing (one name is no
+        // string to make).
         void Read(Concept? concept)
         {
             if (concept is null) return;
-            if (concept.Text is { } text) names.Add(text);
+            if (concept.Text is { } text && !names.Contains(text)) names.Add(text);
             foreach (var coding in concept.Codings)
             {
-                if (coding.Display is { } name) names.Add(name);
+                if (coding.Display is { } name && !names.Contains(name)) names.Add(name);
                 if (coding.System is DrugGroup.RxNorm or RxNormOid && !string.IsNullOrWhiteSpace(coding.Code) && !codes.Contains(coding.Code))
                 {
                     codes.Add(coding.Code);

@@ -216,4 +216,15 @@ public class EvaluatorTests
         Assert.Equal([rules[1].Id, rules[3].Id], engine.Respond([Problem(0, Indicator.Info), Problem(1, Indicator.Warning), Problem(3, Indicator.Warning)])
             .Cards.Select(c => c.RuleId));
     }
+
+    [Fact]
+    public void AFindingListsItsNewOrdersFirstThenTheOthersInTheOrderGiven()
+    {
+        // clonazepam, alprazolam (new), diazepam, lorazepam (new): four CNS-active drugs at 80.
+        var patient = Patient(80, Drug("2598"), Drug("596", MedicationStatus.New), Drug("3322"), Drug("6470", MedicationStatus.New));
+
+        var finding = _evaluator.Evaluate(patient).SelectMany(p => p.All).Single(f => f.Rule.Id == "beers-cns-active-count");
+
+        Assert.Equal(["596", "6470", "2598", "3322"], finding.SideA.Select(d => d.Medication.RxNormCodes[0]));
+    }
 }

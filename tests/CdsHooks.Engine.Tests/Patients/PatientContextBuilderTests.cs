@@ -75,6 +75,22 @@ public class PatientContextBuilderTests
     }
 
     [Fact]
+    public void AMedicationIsNamedByItsFirstNameAndRecognisedByEachOfItsNamesOnce()
+    {
+        var context = Build(Request(n =>
+        {
+            var active = n["prefetch"]!["medications"]!["entry"]![0]!["resource"]!["medicationCodeableConcept"]!;
+            active["coding"]!.AsArray().Add(JsonNode.Parse("""{"system":"urn:oid:1.2.840.114350.1.13.1","code":"KLON05","display":"Klonopin 0.5 mg tab"}"""));
+        }));
+
+        // The order's text and its coding's display are the same words: one name.
+        Assert.Equal(("mirtazapine 15 MG Oral Tablet", "mirtazapine 15 MG Oral Tablet"), (context.Medications[0].Display, context.Medications[0].Text));
+        // The same again, then another name: each once, in order.
+        Assert.Equal(("clonazepam 0.5 MG Oral Tablet", "clonazepam 0.5 MG Oral Tablet | Klonopin 0.5 mg tab"),
+            (context.Medications[1].Display, context.Medications[1].Text));
+    }
+
+    [Fact]
     public void RxNormCodeIsFoundAfterALocalCodeAndInAContainedMedication()
     {
         var context = Build(Request(n =>
