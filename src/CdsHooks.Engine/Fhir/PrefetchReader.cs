@@ -227,6 +227,7 @@ public static class PrefetchReader
         private readonly ReadOnlySpan<byte> _json;
         private readonly JsonNames _names;
         private readonly At.Arena _locations;
+        private readonly RecentStrings _recent;
         private readonly ICollection<RequestIssue> _issues;
         private Utf8JsonReader _reader;
 
@@ -236,6 +237,7 @@ public static class PrefetchReader
             _issues = issues;
             _names = JsonNames.ForThread();
             _locations = At.Arena.ForThread();
+            _recent = RecentStrings.ForThread();
             _reader = new Utf8JsonReader(json, Options);
         }
 
@@ -257,6 +259,7 @@ public static class PrefetchReader
             if (_reader.Read()) throw new JsonException("The JSON text has more than one value.");
             if (_names.Depth != 0) throw new InvalidOperationException($"The reader left {_names.Depth} JSON object(s) open.");
             _locations.GiveBack();
+            _recent.GiveBack();
         }
 
         // ---- The JSON: objects, names, skipping.
@@ -321,9 +324,15 @@ public static class PrefetchReader
         public readonly string? String(out bool invalidText)
         {
             invalidText = false;
+            // The same text as one of the last few strings (a medication's text and its coding's display, the subject
+            // reference of each resource): that string again. Escaped text is read as usual.
+            var recent = _reader.TokenType == JsonTokenType.String && !_reader.ValueIsEscaped;
+            if (recent && _recent.Find(_reader.ValueSpan, _json) is { } known) return known;
             try
             {
-                return _reader.GetString();
+                var text = _reader.GetString();
+                if (recent && text is not null) _recent.Add(_reader.ValueSpan, _json, text);
+                return text;
             }
             catch (InvalidOperationException)
             {

@@ -183,6 +183,28 @@ public class HookRequestReaderTests
     };
 
     [Fact]
+    public void TheSameTextReadAgainIsTheSameStringAndOtherTextIsItsOwn()
+    {
+        // In the sample, the medication's text and its coding's display are the same words. Three codings more: a display
+        // that differs in its last letter only, the same words escaped, and the same words as a code (not free text).
+        var node = IndexRequest();
+        var concept = node["prefetch"]!["medications"]!["entry"]![0]!["resource"]!["medicationCodeableConcept"]!;
+        concept["coding"]!.AsArray().Add(new JsonObject { ["system"] = "urn:oid:1.2.3", ["code"] = "X1", ["display"] = "clonazepam 0.5 MG Oral Tableu" });
+        concept["coding"]!.AsArray().Add(new JsonObject { ["system"] = "urn:oid:1.2.3", ["code"] = "X2", ["display"] = "ESCAPED" });
+        concept["coding"]!.AsArray().Add(new JsonObject { ["system"] = "urn:oid:1.2.3", ["code"] = "clonazepam 0.5 MG Oral Tablet" });
+        var json = node.ToJsonString().Replace("\"ESCAPED\"", "\"\\u0063lonazepam 0.5 MG Oral Tablet\"", StringComparison.Ordinal);
+
+        var bundle = Assert.IsType<BundleRecord>(ReadText(json).PrefetchFor(PrefetchKeys.Medications).Resource);
+        var read = Assert.IsType<RequestRecord>(bundle.Entries[0]).Medication.Concept!;
+
+        Assert.Equal("clonazepam 0.5 MG Oral Tablet", read.Text);
+        Assert.Same(read.Text, read.Codings[0].Display);
+        Assert.Equal(["clonazepam 0.5 MG Oral Tablet", "clonazepam 0.5 MG Oral Tableu", "clonazepam 0.5 MG Oral Tablet", null],
+            read.Codings.Select(c => c.Display));
+        Assert.Equal("clonazepam 0.5 MG Oral Tablet", read.Codings[3].Code);
+    }
+
+    [Fact]
     public void MembersMayComeInAnyOrder()
     {
         var node = Repository.SampleNode("order-select-mirtazapine-and-clonazepam-both-new.json");
