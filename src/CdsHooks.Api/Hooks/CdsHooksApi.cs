@@ -33,7 +33,7 @@ public static class CdsHooksApi
         string id, HttpRequest request, CdsEngine engine, AuditTrail audit, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         diagnostics.Set("ServiceId", id);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         if (HookCatalog.Find(id) is not { } service)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Unknown CDS service",
@@ -63,7 +63,7 @@ public static class CdsHooksApi
         var cards = await audit.ShowAsync(hookRequest, await engine.EvaluateAsync(hookRequest, cancellationToken), cancellationToken);
         var response = new CdsResponse(cards);
         diagnostics.Set("CardCount", response.Cards.Count);
-        CdsMetrics.HookDuration.Record(clock.Elapsed.TotalMilliseconds, new("hook", service.Hook), new("service", service.Id));
+        CdsMetrics.HookDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, new("hook", service.Hook), new("service", service.Id));
         return new CdsAnswer(response);
     }
 

@@ -58,6 +58,21 @@ public class CardTextTests
         Assert.True(cards >= 50, $"{cards} cards"); // 70 with the shipped rules
     }
 
+    [Fact]
+    public void EachDetailKeepsItsOwnPartsWhenOthersAreBuiltAfterIt()
+    {
+        // Details are built one after another in the thread's list: each must keep its own parts, written the same after
+        // the others were built as before.
+        var first = Card(Drug("311725", MedicationStatus.New, "first mirtazapine"), Drug("197527", MedicationStatus.Current, "first clonazepam"));
+        var before = (first.Detail!.ToString(), WireDetail(first, Service));
+        var second = Card(Drug("311725", MedicationStatus.New, "second mirtazapine"), Drug("197527", MedicationStatus.Current, "second clonazepam"));
+
+        Assert.Contains("first clonazepam", before.Item1, StringComparison.Ordinal);
+        Assert.Contains("second clonazepam", second.Detail!.ToString(), StringComparison.Ordinal);
+        Assert.Equal(before, (first.Detail!.ToString(), WireDetail(first, Service)));
+        Assert.DoesNotContain("second", WireDetail(first, Service), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("clonazepam \"Klonopin\" 0.5 mg")]
     [InlineData("back\\slash, <b>tags</b> & 'quotes'")]
