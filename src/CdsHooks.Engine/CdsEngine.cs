@@ -62,8 +62,9 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
     public HookResult Respond(IReadOnlyList<Problem> problems)
     {
         var settings = Knowledge.Settings;
-        // Most severe first, in the problems' order within an indicator (a stable sort, as OrderByDescending was): an
-        // insertion into the few cards kept, without LINQ's iterators and buffers on every call.
+        // Most severe first, in the problems' order within an indicator (a stable sort, as OrderByDescending was), then
+        // cut to the cap: each card inserted behind those at least as severe, without LINQ's iterators and buffers on
+        // every call.
         var cards = new List<IssuedCard>(Math.Min(problems.Count, settings.MaxCards));
         for (var i = 0; i < problems.Count; i++)
         {

@@ -133,7 +133,7 @@ public sealed class AuditTrail(CardStore store, IOptions<AuditOptions> audit, IO
         }
         finally
         {
-            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented, clearArray: true); // it holds the ids
         }
 
         Span<byte> hash = stackalloc byte[32];

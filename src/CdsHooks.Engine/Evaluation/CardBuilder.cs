@@ -154,56 +154,96 @@ public static class CardBuilder
         return summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…";
     }
 
-    [ThreadStatic]
-    private static StringBuilder? _summary;
-
     // The rule's summary with {a} and {b} replaced by the names on each side (at most `shown` of each) and {n} by the
-    // number on side a, capitalised: written in one pass into this thread's builder, one string made at the end (the
-    // names joined, the placeholders replaced one after another and the capital were a string each).
+    // number on side a, capitalised: measured, then written into the one string made (the names joined, the
+    // placeholders replaced one after another and the capital were a string each).
     private static string Fill(Finding finding, List<string> a, List<string> b, int shown)
     {
-        var text = _summary ??= new StringBuilder(2 * KnowledgeLoader.MaxSummaryLength);
-        text.Clear();
-        var template = finding.Rule.Summary.AsSpan();
-        while (template.IndexOf('{') is var at and >= 0)
+        var template = finding.Rule.Summary;
+        var measure = new Out([]);
+        Write(ref measure, template, a, b, shown);
+        return string.Create(measure.Length, (template, a, b, shown), static (chars, state) =>
         {
-            text.Append(template[..at]);
-            template = template[at..];
-            if (template.StartsWith("{a}", StringComparison.Ordinal)) AppendNames(text, a, shown);
-            else if (template.StartsWith("{b}", StringComparison.Ordinal)) AppendNames(text, b, shown);
-            else if (template.StartsWith("{n}", StringComparison.Ordinal)) text.Append(CultureInfo.InvariantCulture, $"{a.Count}");
+            var text = new Out(chars);
+            Write(ref text, state.template, state.a, state.b, state.shown);
+            if (chars.Length > 0 && !char.IsUpper(chars[0])) chars[0] = char.ToUpperInvariant(chars[0]);
+        });
+    }
+
+    private static void Write(ref Out text, string template, List<string> a, List<string> b, int shown)
+    {
+        var rest = template.AsSpan();
+        while (rest.IndexOf('{') is var at and >= 0)
+        {
+            text.Append(rest[..at]);
+            rest = rest[at..];
+            if (rest.StartsWith("{a}", StringComparison.Ordinal)) Names(ref text, a, shown);
+            else if (rest.StartsWith("{b}", StringComparison.Ordinal)) Names(ref text, b, shown);
+            else if (rest.StartsWith("{n}", StringComparison.Ordinal)) text.Append(a.Count);
             else
             {
-                text.Append('{');
-                template = template[1..];
+                text.Append("{");
+                rest = rest[1..];
                 continue;
             }
 
-            template = template[3..];
+            rest = rest[3..];
         }
 
-        text.Append(template);
-        if (text.Length > 0 && !char.IsUpper(text[0])) text[0] = char.ToUpperInvariant(text[0]);
-        var filled = text.ToString();
-        if (text.Capacity > 4 * KnowledgeLoader.MaxSummaryLength) _summary = null; // not kept large for the thread's life
-        return filled;
+        text.Append(rest);
     }
 
     // "clonazepam and lorazepam"; with more names than shown, "clonazepam, lorazepam and 1 more".
-    private static void AppendNames(StringBuilder text, List<string> names, int shown)
+    private static void Names(ref Out text, List<string> names, int shown)
     {
         if (names.Count <= shown)
         {
-            for (var i = 0; i < names.Count; i++) text.Append(i > 0 ? " and " : "").Append(names[i]);
+            for (var i = 0; i < names.Count; i++)
+            {
+                if (i > 0) text.Append(" and ");
+                text.Append(names[i]);
+            }
         }
         else if (names.Count == shown + 1 && shown == 2)
         {
-            text.Append(names[0]).Append(", ").Append(names[1]).Append(" and ").Append(names[2]);
+            text.Append(names[0]);
+            text.Append(", ");
+            text.Append(names[1]);
+            text.Append(" and ");
+            text.Append(names[2]);
         }
         else
         {
-            for (var i = 0; i < shown; i++) text.Append(i > 0 ? ", " : "").Append(names[i]);
-            text.Append(CultureInfo.InvariantCulture, $" and {names.Count - shown} more");
+            for (var i = 0; i < shown; i++)
+            {
+                if (i > 0) text.Append(", ");
+                text.Append(names[i]);
+            }
+
+            text.Append(" and ");
+            text.Append(names.Count - shown);
+            text.Append(" more");
+        }
+    }
+
+    // Counts what is appended, and copies it where there is room to write (none while measuring).
+    private ref struct Out(Span<char> destination)
+    {
+        private readonly Span<char> _destination = destination;
+
+        public int Length { get; private set; }
+
+        public void Append(scoped ReadOnlySpan<char> text)
+        {
+            if (!_destination.IsEmpty) text.CopyTo(_destination[Length..]);
+            Length += text.Length;
+        }
+
+        public void Append(int number)
+        {
+            Span<char> digits = stackalloc char[11];
+            number.TryFormat(digits, out var written, default, CultureInfo.InvariantCulture);
+            Append(digits[..written]);
         }
     }
 

@@ -237,7 +237,7 @@ public static class PrefetchReader
             _issues = issues;
             _names = JsonNames.ForThread();
             _locations = At.Arena.ForThread();
-            _recent = RecentStrings.ForThread();
+            _recent = new RecentStrings();
             _reader = new Utf8JsonReader(json, Options);
         }
 
@@ -259,7 +259,6 @@ public static class PrefetchReader
             if (_reader.Read()) throw new JsonException("The JSON text has more than one value.");
             if (_names.Depth != 0) throw new InvalidOperationException($"The reader left {_names.Depth} JSON object(s) open.");
             _locations.GiveBack();
-            _recent.GiveBack();
         }
 
         // ---- The JSON: objects, names, skipping.

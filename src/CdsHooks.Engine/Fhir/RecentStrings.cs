@@ -5,29 +5,18 @@ namespace CdsHooks.Engine.Fhir;
 
 /// <summary>The last few strings one pass of the reader made, by where their UTF-8 is in the body, so that the same
 /// text read again soon after is the same string rather than a new one: EHRs send a medication's text and its coding's
-/// display as the same words, and the same subject reference in every resource. Only for one pass (the positions are
-/// the pass's body), and let go when it ends: a thread keeps no text of a request after it.</summary>
+/// display as the same words, and the same subject reference in every resource. One for each pass, made with it and
+/// gone with it: the positions are that pass's body's, and no thread keeps a request's text after it, even when the
+/// pass ends in an exception.</summary>
 internal sealed class RecentStrings
 {
     private const int Size = 8;
 
-    [ThreadStatic]
-    private static RecentStrings? _cached;
-
     private readonly (int Start, int Length, string? Text)[] _recent = new (int, int, string?)[Size];
     private int _next;
-    private bool _taken;
-
-    /// <summary>This thread's instance, or a new one when that is in use (a pass inside another, or one that threw).</summary>
-    public static RecentStrings ForThread()
-    {
-        if (_cached is not { _taken: false } recent) _cached = recent = new RecentStrings();
-        recent._taken = true;
-        return recent;
-    }
 
     /// <summary>The string made from the same UTF-8 among the last few, or null. <paramref name="raw"/> lies in
-    /// <paramref name="json"/>, unescaped.</summary>
+    /// <paramref name="json"/>, the body these strings were read from, unescaped.</summary>
     public string? Find(ReadOnlySpan<byte> raw, ReadOnlySpan<byte> json)
     {
         foreach (var (start, length, text) in _recent)
@@ -44,13 +33,5 @@ internal sealed class RecentStrings
         var start = (int)Unsafe.ByteOffset(ref MemoryMarshal.GetReference(json), ref MemoryMarshal.GetReference(raw));
         _recent[_next] = (start, raw.Length, text);
         _next = (_next + 1) % Size;
-    }
-
-    /// <summary>The pass has ended: its strings are let go.</summary>
-    public void GiveBack()
-    {
-        Array.Clear(_recent);
-        _next = 0;
-        _taken = false;
     }
 }

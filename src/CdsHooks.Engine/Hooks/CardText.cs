@@ -34,9 +34,8 @@ public sealed class CardText
     /// <summary>A detail of about <paramref name="parts"/> parts (more make the list grow).</summary>
     internal static Builder Build(int parts)
     {
-        var list = _spare ?? new List<Part>(Math.Max(parts, 64));
+        var list = _spare ?? new List<Part>(Math.Max(parts, 64)); // empty: ToText clears it before keeping it
         _spare = null;
-        list.Clear();
         list.EnsureCapacity(parts);
         return new Builder(list);
     }

@@ -104,5 +104,14 @@ public sealed class AuditTrailTests : IDisposable
         var server = "https://ehr.example.org/" + new string('f', 600);
         Assert.Equal(Expected($"patient|{server}|1"), trail.Hash("patient", server, "1"));
         Assert.Equal(Expected("patient|https://ehr.example.org/fhir|ünïcødé-€-𝄞"), trail.Hash("patient", "https://ehr.example.org/fhir", "ünïcødé-€-𝄞"));
+        // Either side of the length where the text leaves the stack for a rented buffer; lone surrogates as the
+        // replacement character, as Encoding.UTF8 writes them.
+        for (var length = 150; length <= 180; length++)
+        {
+            var id = new string('i', length);
+            Assert.Equal(Expected($"patient|https://ehr.example.org/fhir|{id}"), trail.Hash("patient", "https://ehr.example.org/fhir", id));
+        }
+
+        Assert.Equal(Expected("patient||\ud800x\udc00"), trail.Hash("patient", null, "\ud800x\udc00"));
     }
 }

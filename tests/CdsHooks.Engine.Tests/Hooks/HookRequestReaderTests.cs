@@ -185,8 +185,9 @@ public class HookRequestReaderTests
     [Fact]
     public void TheSameTextReadAgainIsTheSameStringAndOtherTextIsItsOwn()
     {
-        // In the sample, the medication's text and its coding's display are the same words. Three codings more: a display
-        // that differs in its last letter only, the same words escaped, and the same words as a code (not free text).
+        // In the sample, the medication's text and its coding's display are the same words. Three codings more, each read
+        // as what it says: a display that differs in its last letter only, the same words escaped, and the same words
+        // as a code (which the reader checks as a code, not as free text).
         var node = IndexRequest();
         var concept = node["prefetch"]!["medications"]!["entry"]![0]!["resource"]!["medicationCodeableConcept"]!;
         concept["coding"]!.AsArray().Add(new JsonObject { ["system"] = "urn:oid:1.2.3", ["code"] = "X1", ["display"] = "clonazepam 0.5 MG Oral Tableu" });
