@@ -330,7 +330,7 @@ public static class PrefetchReader
             try
             {
                 var text = _reader.GetString();
-                if (recent && text is not null) _recent.Add(_reader.ValueSpan, _json, text);
+                if (recent && text is not null) _recent.Add(ValueStart + 1, _reader.ValueSpan.Length, text); // after the quote
                 return text;
             }
             catch (InvalidOperationException)

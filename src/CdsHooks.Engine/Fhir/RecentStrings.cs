@@ -1,6 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-
 namespace CdsHooks.Engine.Fhir;
 
 /// <summary>The last few strings one pass of the reader made, by where their UTF-8 is in the body, so that the same
@@ -27,11 +24,10 @@ internal sealed class RecentStrings
         return null;
     }
 
-    /// <summary>Remembers the string made from <paramref name="raw"/>, which lies in <paramref name="json"/>.</summary>
-    public void Add(ReadOnlySpan<byte> raw, ReadOnlySpan<byte> json, string text)
+    /// <summary>Remembers the string made from the <paramref name="length"/> bytes at <paramref name="start"/> in the body.</summary>
+    public void Add(int start, int length, string text)
     {
-        var start = (int)Unsafe.ByteOffset(ref MemoryMarshal.GetReference(json), ref MemoryMarshal.GetReference(raw));
-        _recent[_next] = (start, raw.Length, text);
+        _recent[_next] = (start, length, text);
         _next = (_next + 1) % Size;
     }
 }
