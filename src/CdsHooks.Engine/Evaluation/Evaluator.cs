@@ -91,15 +91,23 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             }
         }
 
-        // The groups any of the patient's drugs is in: a candidate rule with a side none of them is in cannot fire,
-        // and is passed over before its drugs are matched one by one (most candidates, with a large knowledge).
-        var present = new HashSet<DrugGroup>(ReferenceEqualityComparer.Instance);
-        foreach (var drug in drugs) present.UnionWith(drug.Groups);
+        // With many candidates (a large knowledge), the groups any of the patient's drugs is in: a candidate rule with a
+        // side none of them is in cannot fire, and is passed over before its drugs are matched one by one. A few
+        // candidates are matched at once, which costs about what building the set would (and allocates nothing for
+        // a rule that does not fire).
+        HashSet<DrugGroup>? present = null;
+        if (candidates.Count > 16)
+        {
+            var groups = 0;
+            foreach (var drug in drugs) groups += drug.Groups.Count;
+            present = new HashSet<DrugGroup>(groups, ReferenceEqualityComparer.Instance);
+            foreach (var drug in drugs) present.UnionWith(drug.Groups);
+        }
 
         var findings = new List<Finding>();
         foreach (var rule in candidates)
         {
-            if (!Touches(rule.SideA, present) || (rule.Kind == RuleKind.Pair && !Touches(rule.SideB, present))) continue;
+            if (present is not null && (!Touches(rule.SideA, present) || (rule.Kind == RuleKind.Pair && !Touches(rule.SideB, present)))) continue;
             if (Find(rule, patient, drugs) is { } finding) findings.Add(finding);
         }
 
@@ -215,24 +223,31 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         switch (rule.Kind)
         {
             case RuleKind.Pair:
-                var a = Counting(drugs, rule, patient, rule.SideA);
-                var b = a.Count == 0 && trace is null ? [] : Counting(drugs, rule, patient, rule.SideB);
+                // Each side's drugs by their place in the list, on the stack: only the drugs paired are kept.
+                Span<int> a = drugs.Count <= MaxDrugsOnStack ? stackalloc int[drugs.Count] : new int[drugs.Count];
+                Span<int> b = drugs.Count <= MaxDrugsOnStack ? stackalloc int[drugs.Count] : new int[drugs.Count];
+                a = a[..Counting(drugs, rule, patient, rule.SideA, a)];
+                b = a.Length == 0 && trace is null ? [] : b[..Counting(drugs, rule, patient, rule.SideB, b)];
                 // A drug does not interact with itself: a renewal of lorazepam beside the old lorazepam order is not
                 // "lorazepam + lorazepam".
                 List<ResolvedDrug>? pairedA = null, pairedB = null;
-                for (var i = 0; i < a.Count; i++)
+                for (var i = 0; i < a.Length; i++)
                 {
-                    for (var j = 0; j < b.Count; j++)
+                    for (var j = 0; j < b.Length; j++)
                     {
-                        var (x, y) = (a[i], b[j]);
+                        var (x, y) = (drugs[a[i]], drugs[b[j]]);
                         if (ReferenceEquals(x, y) || !(x.Medication.IsNew || y.Medication.IsNew) || !Different(x, y, rule)) continue;
                         if (!ContainsSame(pairedA ??= [], x)) pairedA.Add(x);
                         if (!ContainsSame(pairedB ??= [], y)) pairedB.Add(y);
                     }
                 }
 
-                trace?.Add($"side a ({Groups(rule.SideA)}): {Drugs(a)}");
-                trace?.Add($"side b ({Groups(rule.SideB)}): {Drugs(b)}");
+                if (trace is not null)
+                {
+                    trace.Add($"side a ({Groups(rule.SideA)}): {Drugs(At(drugs, a))}");
+                    trace.Add($"side b ({Groups(rule.SideB)}): {Drugs(At(drugs, b))}");
+                }
+
                 if (pairedA is null || pairedB is null)
                 {
                     trace?.Add("not fired: no pair of different drugs with a new order on one side");
@@ -244,8 +259,9 @@ public sealed class Evaluator(KnowledgeBase knowledge)
                 break;
 
             case RuleKind.Count:
-                sideA = Counting(drugs, rule, patient, rule.SideA) is List<ResolvedDrug> counted ? NewFirst(counted) : [];
-                var distinct = sideA.SelectMany(d => d.Ingredients).Where(i => Rule.InAny(rule.SideA, i.Code)).Select(i => i.Code).Distinct().Count();
+                Span<int> counted = drugs.Count <= MaxDrugsOnStack ? stackalloc int[drugs.Count] : new int[drugs.Count];
+                sideA = NewFirst(At(drugs, counted[..Counting(drugs, rule, patient, rule.SideA, counted)]));
+                var distinct = DistinctIngredients(sideA, rule.SideA);
                 trace?.Add($"{Groups(rule.SideA)}: {Drugs(sideA)}: {distinct} distinct ingredients, {rule.CountAtLeast} needed");
                 if (distinct < rule.CountAtLeast || !sideA.Exists(d => d.Medication.IsNew))
                 {
@@ -314,19 +330,68 @@ public sealed class Evaluator(KnowledgeBase knowledge)
 
     // The drugs matched by these groups that count for the rule: a stopped drug counts only for look-back rules,
     // within the window, or on an unknown day (it may have been yesterday).
-    private static IReadOnlyList<ResolvedDrug> Counting(List<ResolvedDrug> drugs, Rule rule, PatientContext patient, IReadOnlyList<DrugGroup> groups)
+    // Written into `found` as places in `drugs`, in their order; the number found is returned. A list for each side of
+    // each candidate rule was most of the evaluation's allocations, and a pair rule keeps only the drugs it pairs.
+    private static int Counting(List<ResolvedDrug> drugs, Rule rule, PatientContext patient, IReadOnlyList<DrugGroup> groups, Span<int> found)
     {
-        List<ResolvedDrug>? found = null;
-        foreach (var d in drugs)
+        var count = 0;
+        for (var i = 0; i < drugs.Count; i++)
         {
+            var d = drugs[i];
             var counts = d.Medication.Status != MedicationStatus.Stopped
                 || (rule.StoppedWithinDays is { } days
                     && (d.Medication.StoppedOn is not { } stopped || patient.Today.DayNumber - stopped.DayNumber <= days));
-            if (counts && d.IsIn(groups)) (found ??= []).Add(d);
+            if (counts && d.IsIn(groups)) found[count++] = i;
         }
 
-        return found is null ? Array.Empty<ResolvedDrug>() : found;
+        return count;
     }
+
+    // How many different ingredients of these groups the drugs hold: each counted where it first comes. A loop, not
+    // LINQ: its closure over the rule was made on every call for a count rule that a new order triggers.
+    private static int DistinctIngredients(List<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups)
+    {
+        var distinct = 0;
+        for (var i = 0; i < drugs.Count; i++)
+        {
+            var ingredients = drugs[i].Ingredients;
+            for (var j = 0; j < ingredients.Count; j++)
+            {
+                var code = ingredients[j].Code;
+                if (Rule.InAny(groups, code) && !SeenBefore(drugs, i, j, code)) distinct++;
+            }
+        }
+
+        return distinct;
+
+        // Whether the code came earlier: in an earlier drug, or earlier in this one (the groups' test is the same for
+        // the same code, so any earlier one counted).
+        static bool SeenBefore(List<ResolvedDrug> drugs, int drug, int ingredient, string code)
+        {
+            for (var i = 0; i <= drug; i++)
+            {
+                var ingredients = drugs[i].Ingredients;
+                var end = i == drug ? ingredient : ingredients.Count;
+                for (var j = 0; j < end; j++)
+                {
+                    if (string.Equals(ingredients[j].Code, code, StringComparison.Ordinal)) return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    // The places' drugs, as a list of their own.
+    private static List<ResolvedDrug> At(List<ResolvedDrug> drugs, ReadOnlySpan<int> places)
+    {
+        var list = new List<ResolvedDrug>(places.Length);
+        foreach (var i in places) list.Add(drugs[i]);
+        return list;
+    }
+
+    // Two sides of this many drugs' places fit on the stack (2 KB); a longer list takes arrays.
+    private const int MaxDrugsOnStack = 256;
 
     // New orders first, the others in the order given (as a stable sort would), in the list itself: each new order
     // moves up behind the new orders before it.
@@ -539,7 +604,9 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             case "g": return dose.Amount * 1000;
             case "ug" or "mcg" or "µg": return dose.Amount / 1000;
             case "tab" or "tablet" or "tablets" or "{tbl}" or "{tablet}" or "cap" or "capsule" or "capsules" or "{cap}" or "{capsule}":
-                var strength = medication.RxNormCodes.Select(knowledge.StrengthMg).OfType<decimal>().FirstOrDefault();
+                // The first code with a known strength (a loop: LINQ over a method group made a delegate per call).
+                decimal? strength = null;
+                for (var i = 0; i < medication.RxNormCodes.Count && strength is null; i++) strength = knowledge.StrengthMg(medication.RxNormCodes[i]);
                 return strength > 0 ? dose.Amount * strength : null;
             default: return null;
         }
