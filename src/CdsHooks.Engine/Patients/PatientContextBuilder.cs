@@ -75,13 +75,20 @@ public static class PatientContextBuilder
             if (StatusOf(statement) is { } status) all.Add(Describe(statement, status, data.Medications));
         }
 
-        var conditions = new HashSet<string>(StringComparer.Ordinal);
+        // Sized first: grown from empty, the set made four arrays of each kind for a few conditions.
+        var codings = 0;
+        foreach (var condition in Resources<ConditionRecord>(data.For(PrefetchKeys.Conditions)))
+        {
+            if (IsActive(condition) && condition.Code is { } code) codings += code.Codings.Length;
+        }
+
+        var conditions = new HashSet<string>(codings, StringComparer.Ordinal);
         foreach (var condition in Resources<ConditionRecord>(data.For(PrefetchKeys.Conditions)))
         {
             if (!IsActive(condition) || condition.Code is not { } code) continue;
             foreach (var coding in code.Codings)
             {
-                if (coding is { System: { } system, Code: { } value }) conditions.Add(ConditionGroup.Key(system, value));
+                if (coding is { System: { } system, Code: { } value }) conditions.Add(ConditionKey(system, value));
             }
         }
 
@@ -153,9 +160,11 @@ public static class PatientContextBuilder
             : medications.GetValueOrDefault(reference);
 
         // The RxNorm codes, each once, and every name in order: of the medication's concept, then of the Medication it
-        // references (its code, then its ingredients'), each concept's text before its codings' displays.
-        var codes = new List<string>(2);
-        var names = new List<string>(4);
+        // references (its code, then its ingredients'), each concept's text before its codings' displays. Gathered in
+        // lists the thread lends (LentStrings): the codes are kept as an array of their number (usually one) and the
+        // names as one text, so two lists for every medication of every call were made for nothing.
+        var codes = LentStrings.Take();
+        var names = LentStrings.Take();
         Read(medication.Concept);
         if (resolved is not null)
         {
@@ -165,8 +174,12 @@ public static class PatientContextBuilder
 
         if (medication.Reference?.Display is { } referenceName && !names.Contains(referenceName)) names.Add(referenceName);
         var display = names.Count > 0 ? names[0] : "Unnamed medication";
-        return new MedicationUse(display, codes, string.Join(" | ", names), DoseText(drug.Dosage), Dosing.DailyDose(drug.Dosage),
-            status, stoppedOn, drug.Id, reference is not null && resolved is null && codes.Count == 0 ? reference : null, drug as RequestRecord);
+        var text = string.Join(" | ", names); // one name is itself
+        string[] rxNormCodes = [.. codes];
+        LentStrings.GiveBack(codes);
+        LentStrings.GiveBack(names);
+        return new MedicationUse(display, rxNormCodes, text, DoseText(drug.Dosage), Dosing.DailyDose(drug.Dosage),
+            status, stoppedOn, drug.Id, reference is not null && resolved is null && rxNormCodes.Length == 0 ? reference : null, drug as RequestRecord);
 
         // A name already had is not added again: EHRs send a concept's text and its coding's display as the same words,
         // and the joined text is for recognising ingredients by name, to which a repeat adds nothing (one name is no
@@ -184,6 +197,29 @@ public static class PatientContextBuilder
                 }
             }
         }
+    }
+
+    // A condition's key ("system|code", normalised) remembered by the system and code as sent, found without making a
+    // string: the same codes come for patient after patient, and each key was two to four strings (the concatenation,
+    // and for ICD-10-CM the code without its dot, trimmed and in capitals). Bounded as the reader's remembered literals.
+    private static readonly RememberedValues<string> ConditionKeys = new(bound: 4096, maxLength: 256);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> ConditionKeysBySpan =
+        ConditionKeys.BySpan();
+
+    private static string ConditionKey(string system, string code)
+    {
+        // The system's length first, so that no two pairs of system and code are written the same.
+        var length = 1 + system.Length + code.Length;
+        if (length > 256) return ConditionGroup.Key(system, code);
+        Span<char> sent = stackalloc char[length];
+        sent[0] = (char)system.Length;
+        system.CopyTo(sent[1..]);
+        code.CopyTo(sent[(1 + system.Length)..]);
+        if (ConditionKeysBySpan.TryGetValue(sent, out var key)) return key;
+        key = ConditionGroup.Key(system, code);
+        ConditionKeys.Remember(new string(sent), key);
+        return key;
     }
 
     private static MedicationRecord? Contained(IReadOnlyList<FhirRecord> contained, ReadOnlySpan<char> id)

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CdsHooks.Engine.Fhir;
 using CdsHooks.Engine.Hooks;
+using CdsHooks.Engine.Knowledge;
 using CdsHooks.Engine.Patients;
 using CdsHooks.Tests;
 
@@ -72,6 +73,30 @@ public class PatientContextBuilderTests
         }));
 
         Assert.Single(context.Medications, m => m.RxNormCodes.Contains("311725"));
+    }
+
+    [Fact]
+    public void ConditionCodesAreTheirNormalisedKeysOnEveryCallAndTwoCodingsWrittenAlikeStayApart()
+    {
+        const string icd10Cm = "http://hl7.org/fhir/sid/icd-10-cm";
+        const string icd10 = "http://hl7.org/fhir/sid/icd-10"; // + "-cm" + "f32.a" reads as icd10Cm + "f32.a"
+        (string System, string Code)[] codings = [(icd10Cm, "f32.a"), (icd10, "-cmf32.a"), ("http://snomed.info/sct", "13645005"), (icd10Cm, "F32.A")];
+        var request = Request(n =>
+        {
+            var coding = n["prefetch"]!["conditions"]!["entry"]![0]!["resource"]!["code"]!["coding"]!.AsArray();
+            coding.Clear();
+            foreach (var (system, code) in codings) coding.Add(new JsonObject { ["system"] = system, ["code"] = code });
+        });
+
+        // The second and third calls find the keys the first one remembered.
+        for (var call = 0; call < 3; call++)
+        {
+            Assert.Equal(
+                codings.Select(c => ConditionGroup.Key(c.System, c.Code)).Distinct().Order(StringComparer.Ordinal),
+                Build(request).ConditionCodes.Order(StringComparer.Ordinal));
+        }
+
+        Assert.Equal([icd10Cm + "|F32A", icd10 + "|-cmf32.a", "http://snomed.info/sct|13645005"], Build(request).ConditionCodes.Order(StringComparer.Ordinal));
     }
 
     [Fact]
