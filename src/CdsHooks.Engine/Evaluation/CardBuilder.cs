@@ -147,11 +147,23 @@ public static class CardBuilder
 
     public static string Summary(Finding finding)
     {
-        var a = DistinctIngredients(finding.SideA, finding.Rule.SideA);
-        var b = DistinctIngredients(finding.SideB, finding.Rule.SideB);
-        var summary = Fill(finding, a, b, 2);
-        if (summary.Length > KnowledgeLoader.MaxSummaryLength) summary = Fill(finding, a, b, 1);
-        return summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…";
+        // The ingredients' names (the knowledge's) gathered in lists the thread lends (LentStrings): two lists per card
+        // were made only to be read once.
+        var a = LentStrings.Take();
+        var b = LentStrings.Take();
+        try
+        {
+            DistinctIngredients(finding.SideA, finding.Rule.SideA, a);
+            DistinctIngredients(finding.SideB, finding.Rule.SideB, b);
+            var summary = Fill(finding, a, b, 2);
+            if (summary.Length > KnowledgeLoader.MaxSummaryLength) summary = Fill(finding, a, b, 1);
+            return summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…";
+        }
+        finally
+        {
+            LentStrings.GiveBack(a);
+            LentStrings.GiveBack(b);
+        }
     }
 
     // The rule's summary with {a} and {b} replaced by the names on each side (at most `shown` of each) and {n} by the
@@ -364,9 +376,8 @@ public static class CardBuilder
     }
 
     // The names of the drugs' ingredients in these groups, each once, in order.
-    private static List<string> DistinctIngredients(IReadOnlyList<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups)
+    private static void DistinctIngredients(IReadOnlyList<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups, List<string> names)
     {
-        var names = new List<string>();
         for (var i = 0; i < drugs.Count; i++)
         {
             var ingredients = drugs[i].Ingredients;
@@ -375,8 +386,6 @@ public static class CardBuilder
                 if (Rule.InAny(groups, ingredients[j].Code) && !names.Contains(ingredients[j].Name)) names.Add(ingredients[j].Name);
             }
         }
-
-        return names;
     }
 
     private static readonly System.Buffers.SearchValues<char> MarkdownSpecial = System.Buffers.SearchValues.Create("\\`*_{}[]<>()#+!|~\r\n");

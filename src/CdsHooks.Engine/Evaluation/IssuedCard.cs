@@ -51,16 +51,27 @@ public sealed record IssuedCard(Card Card, string RuleId, int RuleVersion, strin
 
     public static IssuedCard From(Problem problem)
     {
-        var codes = new List<string>();
+        // The ingredient codes, each once, sorted and joined, gathered in a list the thread lends (LentStrings).
+        var codes = LentStrings.Take();
+        string drugs;
         var all = problem.Findings();
-        foreach (var finding in all)
+        try
         {
-            Add(finding.SideA);
-            Add(finding.SideB);
+            foreach (var finding in all)
+            {
+                Add(finding.SideA);
+                Add(finding.SideB);
+            }
+
+            codes.Sort(StringComparer.Ordinal);
+            drugs = string.Join('+', codes);
+        }
+        finally
+        {
+            LentStrings.GiveBack(codes);
         }
 
-        codes.Sort(StringComparer.Ordinal);
-        return new IssuedCard(CardBuilder.Build(problem, all), problem.Head.Rule.Id, problem.Head.Rule.Version, string.Join('+', codes));
+        return new IssuedCard(CardBuilder.Build(problem, all), problem.Head.Rule.Id, problem.Head.Rule.Version, drugs);
 
         void Add(IReadOnlyList<ResolvedDrug> drugs)
         {
