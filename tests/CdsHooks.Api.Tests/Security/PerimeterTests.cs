@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using CdsHooks.Api.Security;
 using CdsHooks.Tests;
 using Microsoft.AspNetCore.Hosting;
 
@@ -61,6 +62,30 @@ public sealed class PerimeterTests(CdsHooksApplication app) : IClassFixture<CdsH
         var rejected = statuses.First(r => r.StatusCode == HttpStatusCode.TooManyRequests);
         Assert.True(int.Parse(rejected.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture) >= 1);
         Assert.Equal("application/problem+json", rejected.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public void EachIssuerAndEachAddressHasItsOwnBucketAndAnUnauthenticatedCallGetsNoPrincipal()
+    {
+        static Microsoft.AspNetCore.Http.DefaultHttpContext Call(string? issuer, string address)
+        {
+            var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+            http.Connection.RemoteIpAddress = IPAddress.Parse(address);
+            if (issuer is not null) http.User = new(new System.Security.Claims.ClaimsIdentity([new("iss", issuer)], "test"));
+            return http;
+        }
+
+        var anonymous = Call(null, "10.0.0.1");
+        Assert.Equal(new SecurityExtensions.Caller(null, IPAddress.Parse("10.0.0.1")), SecurityExtensions.Caller.Of(anonymous));
+        // Reading the caller made no empty principal for the call.
+        Assert.Null(anonymous.Features.Get<Microsoft.AspNetCore.Http.Features.Authentication.IHttpAuthenticationFeature>()?.User);
+
+        Assert.Equal(SecurityExtensions.Caller.Of(Call(null, "10.0.0.1")), SecurityExtensions.Caller.Of(Call(null, "10.0.0.1")));
+        Assert.NotEqual(SecurityExtensions.Caller.Of(Call(null, "10.0.0.1")), SecurityExtensions.Caller.Of(Call(null, "10.0.0.2")));
+        // An authenticated EHR's bucket is its issuer's, from whatever address; an issuer never shares an address's.
+        Assert.Equal(SecurityExtensions.Caller.Of(Call("https://a.example", "10.0.0.1")), SecurityExtensions.Caller.Of(Call("https://a.example", "10.0.0.2")));
+        Assert.NotEqual(SecurityExtensions.Caller.Of(Call("https://a.example", "10.0.0.1")), SecurityExtensions.Caller.Of(Call("https://b.example", "10.0.0.1")));
+        Assert.NotEqual(SecurityExtensions.Caller.Of(Call("10.0.0.1", "10.0.0.1")), SecurityExtensions.Caller.Of(Call(null, "10.0.0.1")));
     }
 
     [Fact]
