@@ -51,11 +51,19 @@ public sealed class CdsEngine(KnowledgeBase knowledge, TimeProvider time, Patien
 
     // The request's data completed from the FHIR server where prefetch lacks it, and the new orders described with it.
     // Most calls have nothing to complete and get the same data back: their new orders are described already.
-    private async Task<(PatientData Data, IReadOnlyList<MedicationUse> NewMedications)> CompleteAsync(HookRequest request, PatientData local,
+    // Without a task when nothing is fetched (a task for each of the two layers was made on every call).
+    private ValueTask<(PatientData Data, IReadOnlyList<MedicationUse> NewMedications)> CompleteAsync(HookRequest request, PatientData local,
         IReadOnlyList<MedicationUse> ordered, CancellationToken cancellationToken)
     {
-        var data = fetcher is null ? local : await fetcher.CompleteAsync(request, local, cancellationToken);
-        return (data, ReferenceEquals(data, local) ? ordered : PatientContextBuilder.NewMedications(request, data.Medications));
+        var pending = fetcher is null ? new ValueTask<PatientData>(local) : fetcher.CompleteAsync(request, local, cancellationToken);
+        return pending.IsCompletedSuccessfully ? new(With(request, local, ordered, pending.Result)) : Fetched(request, local, ordered, pending);
+
+        // Static, so that no closure is made for the call that fetches nothing.
+        static async ValueTask<(PatientData, IReadOnlyList<MedicationUse>)> Fetched(HookRequest request, PatientData local,
+            IReadOnlyList<MedicationUse> ordered, ValueTask<PatientData> fetching) => With(request, local, ordered, await fetching);
+
+        static (PatientData, IReadOnlyList<MedicationUse>) With(HookRequest request, PatientData local, IReadOnlyList<MedicationUse> ordered, PatientData data) =>
+            (data, ReferenceEquals(data, local) ? ordered : PatientContextBuilder.NewMedications(request, data.Medications));
     }
 
     /// <summary>Cards for the problems found, filtered and capped by the site's settings.</summary>

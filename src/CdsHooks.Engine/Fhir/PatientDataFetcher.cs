@@ -23,30 +23,35 @@ public sealed record PatientData(
 
     private static readonly IReadOnlyDictionary<string, string> NoProblems = System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 
-    // Loops rather than LINQ chains: every hook call runs this, over every entry of every prefetch Bundle.
-    private static Dictionary<string, MedicationRecord> LocalMedications(HookRequest request)
+    private static readonly IReadOnlyDictionary<string, MedicationRecord> NoMedications =
+        System.Collections.ObjectModel.ReadOnlyDictionary<string, MedicationRecord>.Empty;
+
+    // Loops rather than LINQ chains: every hook call runs this, over every entry of every prefetch Bundle. The map is
+    // made for the first Medication found: most requests carry none.
+    private static IReadOnlyDictionary<string, MedicationRecord> LocalMedications(HookRequest request)
     {
-        var medications = new Dictionary<string, MedicationRecord>(StringComparer.Ordinal);
-        for (var i = 0; i < request.NewOrders.Count; i++) Add(request.NewOrders[i], medications);
-        for (var i = 0; i < request.OtherDraftOrders.Count; i++) Add(request.OtherDraftOrders[i], medications);
-        AddBundled(request.Prefetch.Values, medications);
-        return medications;
+        Dictionary<string, MedicationRecord>? medications = null;
+        for (var i = 0; i < request.NewOrders.Count; i++) Add(request.NewOrders[i], ref medications);
+        for (var i = 0; i < request.OtherDraftOrders.Count; i++) Add(request.OtherDraftOrders[i], ref medications);
+        AddBundled(request.Prefetch.Values, ref medications);
+        return medications ?? NoMedications;
     }
 
-    /// <summary>Adds the Medication resources in these Bundles (prefetch, or prefetch completed from the FHIR server).
-    /// The first with an id wins, as it did when they were found in order and made distinct by id.</summary>
-    internal static void AddBundled(IEnumerable<Prefetched> data, Dictionary<string, MedicationRecord> into)
+    /// <summary>Adds the Medication resources in these Bundles (prefetch, or prefetch completed from the FHIR server),
+    /// making the map for the first one when there is none. The first with an id wins, as it did when they were found
+    /// in order and made distinct by id.</summary>
+    internal static void AddBundled(IEnumerable<Prefetched> data, ref Dictionary<string, MedicationRecord>? into)
     {
         foreach (var prefetched in data)
         {
             if (prefetched.Resource is not BundleRecord bundle) continue;
-            for (var i = 0; i < bundle.Entries.Count; i++) Add(bundle.Entries[i], into);
+            for (var i = 0; i < bundle.Entries.Count; i++) Add(bundle.Entries[i], ref into);
         }
     }
 
-    private static void Add(FhirRecord? resource, Dictionary<string, MedicationRecord> into)
+    private static void Add(FhirRecord? resource, ref Dictionary<string, MedicationRecord>? into)
     {
-        if (resource is MedicationRecord { Id: { } id } medication) into.TryAdd("Medication/" + id, medication);
+        if (resource is MedicationRecord { Id: { } id } medication) (into ??= new(StringComparer.Ordinal)).TryAdd("Medication/" + id, medication);
     }
 }
 
@@ -65,27 +70,29 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
     private readonly ILogger _logger = logger ?? NullLogger<PatientDataFetcher>.Instance;
 
     public Task<PatientData> CompleteAsync(HookRequest request, CancellationToken cancellationToken) =>
-        CompleteAsync(request, PatientData.FromRequest(request), cancellationToken);
+        CompleteAsync(request, PatientData.FromRequest(request), cancellationToken).AsTask();
 
     /// <summary>Completes <paramref name="local"/>, which must be <see cref="PatientData.FromRequest"/> of this request
-    /// (the engine has it already); returned as it is when nothing is missing, as in most calls.</summary>
-    internal async Task<PatientData> CompleteAsync(HookRequest request, PatientData local, CancellationToken cancellationToken)
+    /// (the engine has it already); returned as it is when nothing is missing, as in most calls, and then without a
+    /// task made for it.</summary>
+    internal ValueTask<PatientData> CompleteAsync(HookRequest request, PatientData local, CancellationToken cancellationToken)
     {
         System.Diagnostics.Debug.Assert(ReferenceEquals(local.Data, request.Prefetch), "local must be PatientData.FromRequest(request)");
         List<string>? missing = null;
-        foreach (var key in PrefetchKeys.Templates.Keys)
+        foreach (var key in PrefetchKeys.Names)
         {
             var prefetched = request.PrefetchFor(key);
             if (prefetched.State is PrefetchState.Absent or PrefetchState.Failed || NextLink(prefetched.Resource) is not null) (missing ??= []).Add(key);
         }
 
-        var unresolved = UnresolvedReferences(request, request.Prefetch.Values, local.Medications);
-        if (missing is null && unresolved.Count == 0) return local;
+        return missing is null && UnresolvedReferences(request, request.Prefetch.Values, local.Medications) is null ? new(local) : new(FetchAsync(request, local, missing ?? [], cancellationToken));
+    }
 
-        var wanted = missing ?? [];
+    private async Task<PatientData> FetchAsync(HookRequest request, PatientData local, List<string> wanted, CancellationToken cancellationToken)
+    {
         var data = new Dictionary<string, Prefetched>(request.Prefetch);
         var problems = new Dictionary<string, string>();
-        var medications = new Dictionary<string, MedicationRecord>(local.Medications, StringComparer.Ordinal);
+        Dictionary<string, MedicationRecord>? medications = new(local.Medications, StringComparer.Ordinal);
         var refusal = request.FhirServer is null || request.FhirAuthorization is null
             ? "the request has no fhirServer with fhirAuthorization, and prefetch did not provide it"
             : options.Refusal(request.FhirServer);
@@ -106,10 +113,10 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
             if (problem is not null) problems[key] = problem;
         }
 
-        PatientData.AddBundled(data.Values, medications);
+        PatientData.AddBundled(data.Values, ref medications!); // made above: stays the same map
 
         // Orders that name a Medication on the server ("Medication/123") need it read, in parallel, within what is left.
-        unresolved = UnresolvedReferences(request, data.Values, medications);
+        var unresolved = UnresolvedReferences(request, data.Values, medications) ?? [];
         var read = await System.Threading.Tasks.Task.WhenAll(unresolved.Select(reference => ReadMedicationAsync(server, reference, budget.Token)));
         foreach (var (reference, medication, problem) in read)
         {
@@ -339,25 +346,26 @@ public sealed class PatientDataFetcher(IHttpClientFactory httpClients, IDistribu
 
     // The references of orders and prefetched MedicationRequests that name a Medication on the server not known yet,
     // each once, in the order met. Loops, not LINQ: every hook call asks, and almost always finds none.
-    private static List<string> UnresolvedReferences(HookRequest request, IEnumerable<Prefetched> data, IReadOnlyDictionary<string, MedicationRecord> known)
+    // Null when there is none (most calls), without a list made.
+    private static List<string>? UnresolvedReferences(HookRequest request, IEnumerable<Prefetched> data, IReadOnlyDictionary<string, MedicationRecord> known)
     {
-        var unresolved = new List<string>();
-        for (var i = 0; i < request.NewOrders.Count; i++) Check(request.NewOrders[i], known, unresolved);
-        for (var i = 0; i < request.OtherDraftOrders.Count; i++) Check(request.OtherDraftOrders[i], known, unresolved);
+        List<string>? unresolved = null;
+        for (var i = 0; i < request.NewOrders.Count; i++) Check(request.NewOrders[i], known, ref unresolved);
+        for (var i = 0; i < request.OtherDraftOrders.Count; i++) Check(request.OtherDraftOrders[i], known, ref unresolved);
         foreach (var prefetched in data)
         {
             if (prefetched.Resource is not BundleRecord bundle) continue;
-            for (var i = 0; i < bundle.Entries.Count; i++) Check(bundle.Entries[i], known, unresolved);
+            for (var i = 0; i < bundle.Entries.Count; i++) Check(bundle.Entries[i], known, ref unresolved);
         }
 
         return unresolved;
 
-        static void Check(FhirRecord? resource, IReadOnlyDictionary<string, MedicationRecord> known, List<string> unresolved)
+        static void Check(FhirRecord? resource, IReadOnlyDictionary<string, MedicationRecord> known, ref List<string>? unresolved)
         {
             if (resource is RequestRecord { Medication.Reference.Value: { } reference }
-                && IsLocalMedicationReference(reference) && !known.ContainsKey(reference) && !unresolved.Contains(reference))
+                && IsLocalMedicationReference(reference) && !known.ContainsKey(reference) && unresolved?.Contains(reference) != true)
             {
-                unresolved.Add(reference);
+                (unresolved ??= []).Add(reference);
             }
         }
     }

@@ -46,6 +46,10 @@ public static class PrefetchKeys
         // For rules that look back (an MAOI stopped within 14 days still counts).
         [StoppedMedications] = "MedicationRequest?patient={{context.patientId}}&status=stopped,completed&_sort=-authoredon&_count=50",
     };
+
+    /// <summary>The keys of <see cref="Templates"/>, in their order, as an array: a loop over the dictionary's keys
+    /// through its interface makes an enumerator every time, and every hook call walks them.</summary>
+    internal static string[] Names { get; } = [.. Templates.Keys];
 }
 
 public static class HookCatalog

@@ -7,10 +7,6 @@ namespace CdsHooks.Engine.Hooks;
 /// Every problem is collected, so that the caller learns all of them at once.</summary>
 public static class HookRequestReader
 {
-    // The prefetch keys as an array: a loop over the dictionary's keys through its read-only interface made an
-    // enumerator for every key of every prefetch.
-    private static readonly string[] PrefetchKeyNames = [.. PrefetchKeys.Templates.Keys];
-
     private static readonly System.Buffers.SearchValues<char> IdentifierCharacters =
         System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:");
 
@@ -336,7 +332,7 @@ public static class HookRequestReader
         {
             // Only the keys we asked for are read: anything else a client adds costs us a scan, no more.
             string? key = null;
-            foreach (var known in PrefetchKeyNames)
+            foreach (var known in PrefetchKeys.Names)
             {
                 if (System.Text.Ascii.Equals(name, known)) key = known;
             }
