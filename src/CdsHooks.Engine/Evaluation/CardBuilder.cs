@@ -286,9 +286,9 @@ public static class CardBuilder
         }
 
         // The knowledge's texts and the headings are fixed parts, escaped once for the process (CardText); the drugs,
-        // doses, age and joined summaries are this call's. Sized for the parts below: 8 per drug at most, 5 per
+        // doses, age and joined summaries are this call's. Sized for the parts below: 8 per drug at most, 2 per
         // source, 4 per joined finding, 2 per factor, 12 others.
-        var detail = CardText.Build(12 + 8 * drugs.Count + 2 * factors.Count + 4 * problem.Joined.Count + 5 * citable);
+        var detail = CardText.Build(12 + 8 * drugs.Count + 2 * factors.Count + 4 * problem.Joined.Count + 2 * citable);
         detail.Fixed("**Drugs:** ");
         for (var i = 0; i < drugs.Count; i++)
         {
@@ -328,7 +328,8 @@ public static class CardBuilder
             {
                 var source = ruleSources[i];
                 if (!Shown(finding, source) || sources.Contains(source)) continue;
-                detail.Fixed(sources.Count > 0 ? "; [" : "[").Fixed(source.Label).Fixed("](").Fixed(source.Url).Fixed(")");
+                if (sources.Count > 0) detail.Fixed("; ");
+                detail.Fixed(source.Link);
                 sources.Add(source);
             }
         }

@@ -81,7 +81,23 @@ public sealed record PatientFactor(
     string Text,
     RuleSource? Source);
 
-public sealed record RuleSource(string Id, string Label, string Url);
+public sealed record RuleSource(string Id, string Label, string Url)
+{
+    private string? _link;
+
+    // A copy (`with`) makes its own link from its own label and URL.
+    private RuleSource(RuleSource original) => (Id, Label, Url) = (original.Id, original.Label, original.Url);
+
+    /// <summary>The markdown link a card's detail shows, "[label](url)": one text of the knowledge, made once, where
+    /// a card's detail held five parts for each source (docs/performance.md, sixteenth round).</summary>
+    public string Link => _link ??= $"[{Label}]({Url})";
+
+    // The link is made from the other members, so equality is theirs.
+    public bool Equals(RuleSource? other) =>
+        other is not null && Id == other.Id && Label == other.Label && Url == other.Url;
+
+    public override int GetHashCode() => HashCode.Combine(Id, Label, Url);
+}
 
 /// <summary>A medication in a rule example: an RxNorm code with an optional daily dose or days since it stopped.</summary>
 public sealed record ExampleDrug(string Code, decimal? MgPerDay, int? StoppedDaysAgo);

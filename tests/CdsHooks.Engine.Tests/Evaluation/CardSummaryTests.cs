@@ -6,7 +6,8 @@ using CdsHooks.Tests;
 namespace CdsHooks.Engine.Tests.Evaluation;
 
 /// <summary>A card's summary: the rule's template with the drugs on each side named (two at most, then "and N more"),
-/// the count on side a, a capital first, and within the length a card's summary may have.</summary>
+/// the count on side a, a capital first, and within the length a card's summary may have. And the sources its detail
+/// cites, as markdown links.</summary>
 public class CardSummaryTests
 {
     private static readonly KnowledgeBase Knowledge = KnowledgeLoader.Load(Repository.Cards);
@@ -57,5 +58,35 @@ public class CardSummaryTests
             CardBuilder.Summary(finding with { Rule = finding.Rule with { Summary = "{n} drug on side a ({a}: {a}), {x} and {b: {b} {" } }));
         Assert.Equal("Alprazolam and clonazepam after mirtazapine",
             CardBuilder.Summary(finding with { Rule = finding.Rule with { Summary = "{b} after {a}" } }));
+    }
+
+    [Fact]
+    public void TheDetailCitesEachSourceItShowsOnceAsAMarkdownLink()
+    {
+        var finding = MirtazapineWithBenzodiazepines(2);
+        var rule = finding.Rule;
+        // A source that backs a factor of the rule is cited only when that factor applies.
+        var cited = rule.Sources.Where(s => !rule.Factors.Any(f => f.Source == s) || finding.Factors.Any(f => f.Source == s)).ToList();
+        Assert.NotEmpty(cited);
+
+        var detail = IssuedCard.From(new Problem(finding, [])).Card.Detail!.ToString();
+
+        Assert.EndsWith("**Sources:** " + string.Join("; ", cited.Select(s => $"[{s.Label}]({s.Url})")) + ".", detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ASourcesLinkIsItsOwnAfterACopyAndEqualityIsThatOfItsMembers()
+    {
+        var source = new RuleSource("label-a", "Label A", "https://a.example/label");
+        Assert.Equal("[Label A](https://a.example/label)", source.Link);
+
+        var moved = source with { Url = "https://b.example/label" };
+        Assert.Equal("[Label A](https://b.example/label)", moved.Link);
+
+        // One with its link made, one without: the same source.
+        var again = new RuleSource("label-a", "Label A", "https://a.example/label");
+        Assert.Equal(source, again);
+        Assert.Equal(source.GetHashCode(), again.GetHashCode());
+        Assert.NotEqual(source, moved);
     }
 }
