@@ -82,17 +82,19 @@ public static class SecurityExtensions
                 });
             };
 
-            // One bucket per calling EHR (its token's issuer), else per remote address.
-            limiter.AddPolicy(RateLimitPolicy, http => RateLimitPartition.GetTokenBucketLimiter(
-                Caller.Of(http),
-                _ => new TokenBucketRateLimiterOptions
-                {
-                    TokenLimit = limits.Burst,
-                    TokensPerPeriod = limits.PermitsPerSecond,
-                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                    QueueLimit = 0,
-                    AutoReplenishment = true,
-                }));
+            // One bucket per calling EHR (its token's issuer), else per remote address. The bucket's factory is made
+            // once: made inside the partitioner (as RateLimitPartition.GetTokenBucketLimiter takes it), it and the
+            // wrapper around it were two delegates for every call. Without a timer of its own, as that method makes
+            // it: the partitioned limiter's one timer replenishes every bucket.
+            Func<Caller, RateLimiter> bucket = _ => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = limits.Burst,
+                TokensPerPeriod = limits.PermitsPerSecond,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+                AutoReplenishment = false,
+            });
+            limiter.AddPolicy(RateLimitPolicy, http => new RateLimitPartition<Caller>(Caller.Of(http), bucket));
         });
     }
 

@@ -65,6 +65,26 @@ public sealed class PerimeterTests(CdsHooksApplication app) : IClassFixture<CdsH
     }
 
     [Fact]
+    public async Task AnEmptiedBucketIsRefilledWithinItsPeriod()
+    {
+        await using var limited = app.WithWebHostBuilder(b => b.UseSetting("Limits:PermitsPerSecond", "1").UseSetting("Limits:Burst", "1"));
+        var client = limited.CreateClient();
+        async Task<HttpStatusCode> Call() => (await client.GetAsync(new Uri("/cds-services", UriKind.Relative), TestContext.Current.CancellationToken)).StatusCode;
+
+        Assert.Equal(HttpStatusCode.OK, await Call());
+        Assert.Equal(HttpStatusCode.TooManyRequests, await Call());
+        // Replenished once a second by the limiter's own timer (the buckets have none): within two, a call passes.
+        var refilled = false;
+        for (var waited = 0; waited < 2500 && !refilled; waited += 250)
+        {
+            await Task.Delay(250, TestContext.Current.CancellationToken);
+            refilled = await Call() == HttpStatusCode.OK;
+        }
+
+        Assert.True(refilled);
+    }
+
+    [Fact]
     public void EachIssuerAndEachAddressHasItsOwnBucketAndAnUnauthenticatedCallGetsNoPrincipal()
     {
         static Microsoft.AspNetCore.Http.DefaultHttpContext Call(string? issuer, string address)
