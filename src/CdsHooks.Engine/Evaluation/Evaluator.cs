@@ -104,7 +104,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             foreach (var drug in drugs) present.UnionWith(drug.Groups);
         }
 
-        var findings = new List<Finding>();
+        var findings = new List<Finding>(candidates.Count);
         foreach (var rule in candidates)
         {
             if (present is not null && (!Touches(rule.SideA, present) || (rule.Kind == RuleKind.Pair && !Touches(rule.SideB, present)))) continue;
@@ -305,7 +305,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             return null;
         }
 
-        var applying = new List<PatientFactor>();
+        var applying = new List<PatientFactor>(rule.Factors.Count); // at most all of them: one array, never grown
         for (var i = 0; i < rule.Factors.Count; i++)
         {
             var factor = rule.Factors[i];

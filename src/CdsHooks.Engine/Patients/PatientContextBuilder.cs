@@ -48,7 +48,10 @@ public static class PatientContextBuilder
         if (missing is not null) throw new MissingPatientDataException(missing);
 
         var all = new List<MedicationUse>(newMedications);
-        var seen = new HashSet<string?>(StringComparer.Ordinal);
+        // Sized for every id it may hold (grown from empty, it made four arrays of each kind for a few medications).
+        var ids = request.NewOrders.Count;
+        foreach (var key in MedicationKeys) ids += data.For(key).Resource is BundleRecord bundle ? bundle.Entries.Count : 1;
+        var seen = new HashSet<string?>(ids, StringComparer.Ordinal);
         for (var i = 0; i < request.NewOrders.Count; i++)
         {
             if (request.NewOrders[i].Id is { } id) seen.Add(id);
