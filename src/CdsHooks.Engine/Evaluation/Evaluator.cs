@@ -91,23 +91,19 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             }
         }
 
-        // With many candidates (a large knowledge), the groups any of the patient's drugs is in: a candidate rule with a
-        // side none of them is in cannot fire, and is passed over before its drugs are matched one by one. A few
-        // candidates are matched at once, which costs about what building the set would (and allocates nothing for
-        // a rule that does not fire).
-        HashSet<DrugGroup>? present = null;
-        if (candidates.Count > 16)
-        {
-            var groups = 0;
-            foreach (var drug in drugs) groups += drug.Groups.Count;
-            present = new HashSet<DrugGroup>(groups, ReferenceEqualityComparer.Instance);
-            foreach (var drug in drugs) present.UnionWith(drug.Groups);
-        }
+        // The groups any of the patient's drugs is in, as bits on the stack (GroupFilter): a candidate rule with a side
+        // none of them is in cannot fire, and is passed over before its drugs are matched one by one (most candidates).
+        // A set of the groups made four arrays of each kind on every call.
+        var groups = 0;
+        foreach (var drug in drugs) groups += drug.Groups.Count;
+        Span<ulong> present = stackalloc ulong[GroupFilter.Words(groups)];
+        present.Clear();
+        foreach (var drug in drugs) GroupFilter.Add(present, drug.Groups);
 
         var findings = new List<Finding>(candidates.Count);
         foreach (var rule in candidates)
         {
-            if (present is not null && (!Touches(rule.SideA, present) || (rule.Kind == RuleKind.Pair && !Touches(rule.SideB, present)))) continue;
+            if (!Touches(rule.SideA, present) || (rule.Kind == RuleKind.Pair && !Touches(rule.SideB, present))) continue;
             if (Find(rule, patient, drugs) is { } finding) findings.Add(finding);
         }
 
@@ -140,14 +136,41 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         return result;
     }
 
-    private static bool Touches(IReadOnlyList<DrugGroup> groups, HashSet<DrugGroup> present)
+    private static bool Touches(IReadOnlyList<DrugGroup> groups, ReadOnlySpan<ulong> present)
     {
         for (var i = 0; i < groups.Count; i++)
         {
-            if (present.Contains(groups[i])) return true;
+            if (GroupFilter.MayHold(present, groups[i])) return true;
         }
 
         return false;
+    }
+
+    /// <summary>Which groups a patient's drugs are in, as one bit per group in a power of two of bits, about eight per
+    /// group: a bit not set says a group is not there; a bit set may be another group's, and the rule's drugs are
+    /// then matched one by one (Find), which decides. So the filter passes over rules, never changes an answer.</summary>
+    private static class GroupFilter
+    {
+        // 64 words (4,096 bits, 512 bytes of stack) at most: past that, more of the bits set are shared.
+        public static int Words(int groups) => Math.Clamp((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(groups, 1) * 8) / 64, 1, 64);
+
+        public static void Add(Span<ulong> bits, IReadOnlyList<DrugGroup> groups)
+        {
+            for (var i = 0; i < groups.Count; i++)
+            {
+                var bit = Bit(groups[i], bits.Length);
+                bits[bit >> 6] |= 1UL << (bit & 63);
+            }
+        }
+
+        public static bool MayHold(ReadOnlySpan<ulong> bits, DrugGroup group)
+        {
+            var bit = Bit(group, bits.Length);
+            return (bits[bit >> 6] & (1UL << (bit & 63))) != 0;
+        }
+
+        // Multiplying by an odd number is one-to-one on the low bits: groups made one after another never share one.
+        private static int Bit(DrugGroup group, int words) => (int)((uint)group.Tag * 2654435761u & (uint)(words * 64 - 1));
     }
 
     private static bool ContainsSame<T>(List<T> list, T item) where T : class

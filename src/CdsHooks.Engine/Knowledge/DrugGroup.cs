@@ -28,6 +28,12 @@ public sealed partial class DrugGroup
     public string Name { get; }
     public string Title { get; }
 
+    private static int _made;
+
+    /// <summary>A number of its own among the groups made in this process, for the evaluator's filter of the groups a
+    /// patient's drugs are in (a bit per group, without a set made for every call).</summary>
+    internal int Tag { get; } = Interlocked.Increment(ref _made);
+
     /// <summary>Ingredient code to ingredient.</summary>
     public IReadOnlyDictionary<string, Ingredient> Ingredients { get; }
 
