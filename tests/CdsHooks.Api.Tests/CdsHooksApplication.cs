@@ -42,7 +42,18 @@ public sealed class CdsHooksApplication : WebApplicationFactory<Program>
     {
         await base.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools(); // pooled connections would keep the files open
-        foreach (var file in new[] { DatabasePath, DatabasePath + "-wal", DatabasePath + "-shm" }) File.Delete(file);
+        foreach (var file in new[] { DatabasePath, DatabasePath + "-wal", DatabasePath + "-shm" })
+        {
+            try
+            {
+                File.Delete(file);
+            }
+            catch (IOException)
+            {
+                // Still open elsewhere (Windows refuses to delete it): left in the temporary directory.
+            }
+        }
+
         GC.SuppressFinalize(this);
     }
 }

@@ -47,8 +47,11 @@ public static class KnowledgeExtensions
     /// container image, whose trimmed frameworks carry no precompiled code), and it then happens on the other core:
     /// the first answered call came 150-250 ms sooner in alternating starts (docs/performance.md, sixteenth round). The
     /// knowledge the service uses is loaded and validated at start as before (<see cref="KnowledgeStartup"/>), from the
-    /// settings as the host finally has them; a failure here is left to that load to report.</summary>
-    private static void WarmUp(string? path) =>
+    /// settings as the host finally has them; a failure here is left to that load to report. With one processor (or a
+    /// container's quota of one) there is no other core, and the read would only be done twice: it is not made.</summary>
+    private static void WarmUp(string? path)
+    {
+        if (Environment.ProcessorCount < 2) return;
         _ = Task.Run(() =>
         {
             try
@@ -61,6 +64,7 @@ public static class KnowledgeExtensions
             {
             }
         });
+    }
 }
 
 /// <summary>Loads and validates the knowledge when the host starts, before any request: a clinical service with a

@@ -86,7 +86,7 @@ public static class SecurityExtensions
             // once: made inside the partitioner (as RateLimitPartition.GetTokenBucketLimiter takes it), it and the
             // wrapper around it were two delegates for every call. Without a timer of its own, as that method makes
             // it: the partitioned limiter's one timer replenishes every bucket.
-            Func<Caller, RateLimiter> bucket = _ => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+            Func<object, RateLimiter> bucket = _ => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
             {
                 TokenLimit = limits.Burst,
                 TokensPerPeriod = limits.PermitsPerSecond,
@@ -94,21 +94,24 @@ public static class SecurityExtensions
                 QueueLimit = 0,
                 AutoReplenishment = false,
             });
-            limiter.AddPolicy(RateLimitPolicy, http => new RateLimitPartition<Caller>(Caller.Of(http), bucket));
+            limiter.AddPolicy(RateLimitPolicy, http => new RateLimitPartition<object>(Caller.Of(http), bucket));
         });
     }
 
-    /// <summary>Whose rate-limit bucket a call takes: its token's issuer when it was authenticated, else its remote
-    /// address (an issuer and an address never share one). The principal is read from the authentication feature:
-    /// <c>HttpContext.User</c> makes an empty principal, with its list of identities, for every call that has none
-    /// (authentication off), and the address is compared as it is instead of made into text for every call
-    /// (docs/performance.md, sixteenth round).</summary>
-    internal readonly record struct Caller(string? Issuer, IPAddress? Address)
+    /// <summary>Whose rate-limit bucket a call takes: its token's issuer (a string) when it was authenticated, else its
+    /// remote address (the connection's <see cref="IPAddress"/>, compared by value), else one bucket for calls with
+    /// neither. A string never equals an address, so an issuer and an address never share a bucket. An object, not a
+    /// struct: ASP.NET Core keeps the key as an object and would box a struct on every call. The principal is read from
+    /// the authentication feature: <c>HttpContext.User</c> makes an empty principal, with its list of identities, for
+    /// every call that has none (authentication off; docs/performance.md, sixteenth round).</summary>
+    internal static class Caller
     {
-        public static Caller Of(HttpContext http) =>
-            http.Features.Get<Microsoft.AspNetCore.Http.Features.Authentication.IHttpAuthenticationFeature>()?.User?.FindFirst("iss")?.Value is { } issuer
-                ? new Caller(issuer, null)
-                : new Caller(null, http.Connection.RemoteIpAddress);
+        private static readonly object Unknown = new();
+
+        public static object Of(HttpContext http) =>
+            http.Features.Get<Microsoft.AspNetCore.Http.Features.Authentication.IHttpAuthenticationFeature>()?.User?.FindFirst("iss")?.Value
+            ?? (object?)http.Connection.RemoteIpAddress
+            ?? Unknown;
     }
 
     public static void UseCdsSecurity(this WebApplication app)

@@ -100,7 +100,7 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         present.Clear();
         foreach (var drug in drugs) GroupFilter.Add(present, drug.Groups);
 
-        var findings = new List<Finding>(candidates.Count);
+        var findings = new List<Finding>(); // few fire, of a large knowledge's many candidates
         foreach (var rule in candidates)
         {
             if (!Touches(rule.SideA, present) || (rule.Kind == RuleKind.Pair && !Touches(rule.SideB, present))) continue;
@@ -146,9 +146,9 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         return false;
     }
 
-    /// <summary>Which groups a patient's drugs are in, as one bit per group in a power of two of bits, about eight per
-    /// group: a bit not set says a group is not there; a bit set may be another group's, and the rule's drugs are
-    /// then matched one by one (Find), which decides. So the filter passes over rules, never changes an answer.</summary>
+    /// <summary>Which groups a patient's drugs are in, as one bit set per group in a power of two of bits, about eight
+    /// for each group: a bit not set says a group is not there; a bit set may be another group's, and the rule's drugs
+    /// are then matched one by one (Find), which decides. So the filter passes over rules, never changes an answer.</summary>
     private static class GroupFilter
     {
         // 64 words (4,096 bits, 512 bytes of stack) at most: past that, more of the bits set are shared.
@@ -169,7 +169,8 @@ public sealed class Evaluator(KnowledgeBase knowledge)
             return (bits[bit >> 6] & (1UL << (bit & 63))) != 0;
         }
 
-        // Multiplying by an odd number is one-to-one on the low bits: groups made one after another never share one.
+        // Multiplying by an odd number is one-to-one on the low bits: groups made one after another by one load never
+        // share one (two loads at once interleave their tags, which only lets more rules through to Find).
         private static int Bit(DrugGroup group, int words) => (int)((uint)group.Tag * 2654435761u & (uint)(words * 64 - 1));
     }
 

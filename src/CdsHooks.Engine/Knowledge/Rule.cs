@@ -97,6 +97,13 @@ public sealed record RuleSource(string Id, string Label, string Url)
         other is not null && Id == other.Id && Label == other.Label && Url == other.Url;
 
     public override int GetHashCode() => HashCode.Combine(Id, Label, Url);
+
+    // Printed as its members, without making the link.
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append("Id = ").Append(Id).Append(", Label = ").Append(Label).Append(", Url = ").Append(Url);
+        return true;
+    }
 }
 
 /// <summary>A medication in a rule example: an RxNorm code with an optional daily dose or days since it stopped.</summary>

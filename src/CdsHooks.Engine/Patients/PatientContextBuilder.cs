@@ -204,7 +204,9 @@ public static class PatientContextBuilder
 
     // A condition's key ("system|code", normalised) remembered by the system and code as sent, found without making a
     // string: the same codes come for patient after patient, and each key was two to four strings (the concatenation,
-    // and for ICD-10-CM the code without its dot, trimmed and in capitals). Bounded as the reader's remembered literals.
+    // and for ICD-10-CM the code without its dot, trimmed and in capitals). Bounded as the reader's remembered literals,
+    // and only for the systems a condition group holds (SNOMED CT, ICD-10-CM): codes of others can never match, and
+    // a client sending them must not fill the map.
     private static readonly RememberedValues<string> ConditionKeys = new(bound: 4096, maxLength: 256);
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> ConditionKeysBySpan =
@@ -214,7 +216,7 @@ public static class PatientContextBuilder
     {
         // The system's length first, so that no two pairs of system and code are written the same.
         var length = 1 + system.Length + code.Length;
-        if (length > 256) return ConditionGroup.Key(system, code);
+        if (length > 256 || system is not (ConditionGroup.Snomed or ConditionGroup.Icd10Cm)) return ConditionGroup.Key(system, code);
         Span<char> sent = stackalloc char[length];
         sent[0] = (char)system.Length;
         system.CopyTo(sent[1..]);

@@ -96,7 +96,7 @@ public sealed class PerimeterTests(CdsHooksApplication app) : IClassFixture<CdsH
         }
 
         var anonymous = Call(null, "10.0.0.1");
-        Assert.Equal(new SecurityExtensions.Caller(null, IPAddress.Parse("10.0.0.1")), SecurityExtensions.Caller.Of(anonymous));
+        Assert.Equal(IPAddress.Parse("10.0.0.1"), SecurityExtensions.Caller.Of(anonymous));
         // Reading the caller made no empty principal for the call.
         Assert.Null(anonymous.Features.Get<Microsoft.AspNetCore.Http.Features.Authentication.IHttpAuthenticationFeature>()?.User);
 
@@ -106,6 +106,7 @@ public sealed class PerimeterTests(CdsHooksApplication app) : IClassFixture<CdsH
         Assert.Equal(SecurityExtensions.Caller.Of(Call("https://a.example", "10.0.0.1")), SecurityExtensions.Caller.Of(Call("https://a.example", "10.0.0.2")));
         Assert.NotEqual(SecurityExtensions.Caller.Of(Call("https://a.example", "10.0.0.1")), SecurityExtensions.Caller.Of(Call("https://b.example", "10.0.0.1")));
         Assert.NotEqual(SecurityExtensions.Caller.Of(Call("10.0.0.1", "10.0.0.1")), SecurityExtensions.Caller.Of(Call(null, "10.0.0.1")));
+        Assert.Equal("https://a.example", SecurityExtensions.Caller.Of(Call("https://a.example", "10.0.0.1")));
     }
 
     [Fact]

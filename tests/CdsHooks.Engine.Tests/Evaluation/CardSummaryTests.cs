@@ -61,7 +61,7 @@ public class CardSummaryTests
     }
 
     [Fact]
-    public void TheDetailCitesEachSourceItShowsOnceAsAMarkdownLink()
+    public void TheDetailCitesEachSourceItShowsAsAMarkdownLink()
     {
         var finding = MirtazapineWithBenzodiazepines(2);
         var rule = finding.Rule;

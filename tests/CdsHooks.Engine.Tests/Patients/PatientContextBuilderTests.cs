@@ -76,11 +76,15 @@ public class PatientContextBuilderTests
     }
 
     [Fact]
-    public void ConditionCodesAreTheirNormalisedKeysOnEveryCallAndTwoCodingsWrittenAlikeStayApart()
+    public void ConditionCodesAreTheirNormalisedKeysOnEveryCallWhetherTheirSystemsKeysAreRememberedOrNot()
     {
         const string icd10Cm = "http://hl7.org/fhir/sid/icd-10-cm";
-        const string icd10 = "http://hl7.org/fhir/sid/icd-10"; // + "-cm" + "f32.a" reads as icd10Cm + "f32.a"
-        (string System, string Code)[] codings = [(icd10Cm, "f32.a"), (icd10, "-cmf32.a"), ("http://snomed.info/sct", "13645005"), (icd10Cm, "F32.A")];
+        const string snomed = "http://snomed.info/sct";
+        const string icd10 = "http://hl7.org/fhir/sid/icd-10"; // not remembered: no condition group holds its codes
+        // Two codes of each remembered system, one written as another's key would be without the system's length
+        // ("icd-10" + "-cmf32.a" reads as "icd-10-cm" + "f32.a"), and one ICD-10-CM code written two ways.
+        (string System, string Code)[] codings =
+            [(icd10Cm, "f32.a"), (icd10Cm, "I10"), (icd10, "-cmf32.a"), (snomed, "13645005"), (snomed, "44054006"), (icd10Cm, "F32.A")];
         var request = Request(n =>
         {
             var coding = n["prefetch"]!["conditions"]!["entry"]![0]!["resource"]!["code"]!["coding"]!.AsArray();
@@ -96,7 +100,9 @@ public class PatientContextBuilderTests
                 Build(request).ConditionCodes.Order(StringComparer.Ordinal));
         }
 
-        Assert.Equal([icd10Cm + "|F32A", icd10 + "|-cmf32.a", "http://snomed.info/sct|13645005"], Build(request).ConditionCodes.Order(StringComparer.Ordinal));
+        Assert.Equal(
+            [icd10Cm + "|F32A", icd10Cm + "|I10", icd10 + "|-cmf32.a", snomed + "|13645005", snomed + "|44054006"],
+            Build(request).ConditionCodes.Order(StringComparer.Ordinal));
     }
 
     [Fact]
