@@ -147,10 +147,10 @@ public static class CardBuilder
 
     public static string Summary(Finding finding)
     {
-        // The ingredients' names (the knowledge's) gathered in lists the thread lends (LentStrings): two lists per card
+        // The ingredients' names (the knowledge's) gathered in lists the thread lends (LentLists): two lists per card
         // were made only to be read once.
-        var a = LentStrings.Take();
-        var b = LentStrings.Take();
+        var a = LentLists<string>.Take();
+        var b = LentLists<string>.Take();
         try
         {
             DistinctIngredients(finding.SideA, finding.Rule.SideA, a);
@@ -161,8 +161,8 @@ public static class CardBuilder
         }
         finally
         {
-            LentStrings.GiveBack(a);
-            LentStrings.GiveBack(b);
+            LentLists<string>.GiveBack(a);
+            LentLists<string>.GiveBack(b);
         }
     }
 

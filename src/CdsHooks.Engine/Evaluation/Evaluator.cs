@@ -371,38 +371,27 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         return count;
     }
 
-    // How many different ingredients of these groups the drugs hold: each counted where it first comes. A loop, not
-    // LINQ: its closure over the rule was made on every call for a count rule that a new order triggers.
+    // How many different ingredients of these groups the drugs hold, gathered in a list the thread lends (LentLists).
+    // A loop, not LINQ: its closure over the rule was made on every call for a count rule that a new order triggers.
     private static int DistinctIngredients(List<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups)
     {
-        var distinct = 0;
-        for (var i = 0; i < drugs.Count; i++)
+        var codes = LentLists<string>.Take();
+        try
         {
-            var ingredients = drugs[i].Ingredients;
-            for (var j = 0; j < ingredients.Count; j++)
-            {
-                var code = ingredients[j].Code;
-                if (Rule.InAny(groups, code) && !SeenBefore(drugs, i, j, code)) distinct++;
-            }
-        }
-
-        return distinct;
-
-        // Whether the code came earlier: in an earlier drug, or earlier in this one (the groups' test is the same for
-        // the same code, so any earlier one counted).
-        static bool SeenBefore(List<ResolvedDrug> drugs, int drug, int ingredient, string code)
-        {
-            for (var i = 0; i <= drug; i++)
+            for (var i = 0; i < drugs.Count; i++)
             {
                 var ingredients = drugs[i].Ingredients;
-                var end = i == drug ? ingredient : ingredients.Count;
-                for (var j = 0; j < end; j++)
+                for (var j = 0; j < ingredients.Count; j++)
                 {
-                    if (string.Equals(ingredients[j].Code, code, StringComparison.Ordinal)) return true;
+                    if (Rule.InAny(groups, ingredients[j].Code) && !codes.Contains(ingredients[j].Code)) codes.Add(ingredients[j].Code);
                 }
             }
 
-            return false;
+            return codes.Count;
+        }
+        finally
+        {
+            LentLists<string>.GiveBack(codes);
         }
     }
 

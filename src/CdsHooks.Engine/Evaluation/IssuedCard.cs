@@ -51,8 +51,8 @@ public sealed record IssuedCard(Card Card, string RuleId, int RuleVersion, strin
 
     public static IssuedCard From(Problem problem)
     {
-        // The ingredient codes, each once, sorted and joined, gathered in a list the thread lends (LentStrings).
-        var codes = LentStrings.Take();
+        // The ingredient codes, each once, sorted and joined, gathered in a list the thread lends (LentLists).
+        var codes = LentLists<string>.Take();
         string drugs;
         var all = problem.Findings();
         try
@@ -68,7 +68,7 @@ public sealed record IssuedCard(Card Card, string RuleId, int RuleVersion, strin
         }
         finally
         {
-            LentStrings.GiveBack(codes);
+            LentLists<string>.GiveBack(codes);
         }
 
         return new IssuedCard(CardBuilder.Build(problem, all), problem.Head.Rule.Id, problem.Head.Rule.Version, drugs);

@@ -25,20 +25,10 @@ public sealed class CardText
     /// <summary>A detail that is one text.</summary>
     public static CardText Of(string text) => new([new Part(text, Fixed: false)]);
 
-    // The list a detail is built in, kept by the thread between details: the detail keeps an array of its parts at
-    // their number. Built in a list of its own sized for the most a detail could have, a card kept about twice the
-    // parts it had (docs/performance.md, fifteenth round). Taken while a detail is built, so two at once never share it.
-    [ThreadStatic]
-    private static List<Part>? _spare;
-
-    /// <summary>A detail of about <paramref name="parts"/> parts (more make the list grow).</summary>
-    internal static Builder Build(int parts)
-    {
-        var list = _spare ?? new List<Part>(Math.Max(parts, 64)); // empty: ToText clears it before keeping it
-        _spare = null;
-        list.EnsureCapacity(parts);
-        return new Builder(list);
-    }
+    /// <summary>A detail of about <paramref name="parts"/> parts (more make the list grow). It is built in a list the
+    /// thread lends (LentLists), and keeps an array of its parts at their number: built in a list of its own sized for
+    /// the most a detail could have, a card kept about twice the parts it had (docs/performance.md, fifteenth round).</summary>
+    internal static Builder Build(int parts) => new(LentLists<Part>.Take(Math.Max(parts, 64)));
 
     /// <summary>The markdown text, as the clinician reads it.</summary>
     public override string ToString()
@@ -81,8 +71,7 @@ public sealed class CardText
         public CardText ToText()
         {
             var text = new CardText([.. parts]);
-            parts.Clear(); // the texts are not kept with the thread
-            if (parts.Capacity <= 1024) _spare = parts;
+            LentLists<Part>.GiveBack(parts, maxKeptCapacity: 1024); // emptied: the texts are not kept with the thread
             return text;
         }
     }

@@ -50,7 +50,7 @@ public static class PatientContextBuilder
         var all = new List<MedicationUse>(newMedications);
         // Sized for every id it may hold (grown from empty, it made four arrays of each kind for a few medications).
         var ids = request.NewOrders.Count;
-        foreach (var key in MedicationKeys) ids += data.For(key).Resource is BundleRecord bundle ? bundle.Entries.Count : 1;
+        foreach (var key in MedicationKeys) ids += MostResources(data.For(key));
         var seen = new HashSet<string?>(ids, StringComparer.Ordinal);
         for (var i = 0; i < request.NewOrders.Count; i++)
         {
@@ -78,14 +78,9 @@ public static class PatientContextBuilder
             if (StatusOf(statement) is { } status) all.Add(Describe(statement, status, data.Medications));
         }
 
-        // Sized first: grown from empty, the set made four arrays of each kind for a few conditions.
-        var codings = 0;
-        foreach (var condition in Resources<ConditionRecord>(data.For(PrefetchKeys.Conditions)))
-        {
-            if (IsActive(condition) && condition.Code is { } code) codings += code.Codings.Length;
-        }
-
-        var conditions = new HashSet<string>(codings, StringComparer.Ordinal);
+        // Sized for a coding a condition (a condition coded twice makes it grow once): grown from empty, the set made
+        // four arrays of each kind for a few conditions.
+        var conditions = new HashSet<string>(MostResources(data.For(PrefetchKeys.Conditions)), StringComparer.Ordinal);
         foreach (var condition in Resources<ConditionRecord>(data.For(PrefetchKeys.Conditions)))
         {
             if (!IsActive(condition) || condition.Code is not { } code) continue;
@@ -145,6 +140,9 @@ public static class PatientContextBuilder
 
     private static Resources<T> Resources<T>(Prefetched prefetched) where T : FhirRecord => new(prefetched.Resource);
 
+    // How many resources a prefetched value holds at most: a Bundle's entries, else one.
+    private static int MostResources(Prefetched prefetched) => prefetched.Resource is BundleRecord bundle ? bundle.Entries.Count : 1;
+
     private static MedicationUse Describe(RequestRecord request, MedicationStatus status, IReadOnlyDictionary<string, MedicationRecord> medications) =>
         Describe(request, status, status == MedicationStatus.Stopped ? StoppedOn(request) : null, medications);
 
@@ -164,10 +162,10 @@ public static class PatientContextBuilder
 
         // The RxNorm codes, each once, and every name in order: of the medication's concept, then of the Medication it
         // references (its code, then its ingredients'), each concept's text before its codings' displays. Gathered in
-        // lists the thread lends (LentStrings): the codes are kept as an array of their number (usually one) and the
+        // lists the thread lends (LentLists): the codes are kept as an array of their number (usually one) and the
         // names as one text, so two lists for every medication of every call were made for nothing.
-        var codes = LentStrings.Take();
-        var names = LentStrings.Take();
+        var codes = LentLists<string>.Take();
+        var names = LentLists<string>.Take();
         Read(medication.Concept);
         if (resolved is not null)
         {
@@ -179,8 +177,8 @@ public static class PatientContextBuilder
         var display = names.Count > 0 ? names[0] : "Unnamed medication";
         var text = string.Join(" | ", names); // one name is itself
         string[] rxNormCodes = [.. codes];
-        LentStrings.GiveBack(codes);
-        LentStrings.GiveBack(names);
+        LentLists<string>.GiveBack(codes);
+        LentLists<string>.GiveBack(names);
         return new MedicationUse(display, rxNormCodes, text, DoseText(drug.Dosage), Dosing.DailyDose(drug.Dosage),
             status, stoppedOn, drug.Id, reference is not null && resolved is null && rxNormCodes.Length == 0 ? reference : null, drug as RequestRecord);
 
