@@ -56,7 +56,7 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
 
         Assert.Equal(HttpStatusCode.OK, expected.StatusCode);
         Assert.Equal(HttpStatusCode.OK, actual.StatusCode);
-        Assert.Equal(WithoutUuids(await expected.Json()), WithoutUuids(await actual.Json()));
+        Assert.Equal(Http.WithoutUuids(await expected.Json()), Http.WithoutUuids(await actual.Json()));
     }
 
     /// <summary>The index request without prefetch. Each call gets its own access token, so that no call is answered
@@ -85,8 +85,8 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
         Assert.Contains(trimmed.Fhir.RequestsFor("Patient"), r => r.Authorization == "Bearer " + token);
         // Redis, where configured (CI), took the fetched data: a failing cache is only a warning in the log.
         Assert.DoesNotContain(trimmed.Service.Output, line => line.Contains("Patient data cache", StringComparison.Ordinal));
-        var body = WithoutUuids(await actual.Json());
-        Assert.Equal(WithoutUuids(await expected.Json()), body);
+        var body = Http.WithoutUuids(await actual.Json());
+        Assert.Equal(Http.WithoutUuids(await expected.Json()), body);
         Assert.Contains("\"warning\"", body, StringComparison.Ordinal);
     }
 
@@ -215,23 +215,6 @@ public sealed class TrimmedServiceTests(TrimmedService trimmed, CdsHooksApplicat
     };
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
-
-    /// <summary>The answer as text, without the uuids each call makes anew.</summary>
-    private static string WithoutUuids(JsonNode node)
-    {
-        switch (node)
-        {
-            case JsonObject o:
-                o.Remove("uuid");
-                foreach (var (_, child) in o.ToList()) if (child is not null) WithoutUuids(child);
-                break;
-            case JsonArray a:
-                foreach (var child in a) if (child is not null) WithoutUuids(child);
-                break;
-        }
-
-        return node.ToJsonString();
-    }
 }
 
 /// <summary>Publishes the service as the container image does, once for the test class, and runs it as a site does
