@@ -1,11 +1,14 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Reflection;
 using System.Text;
 using System.Text.Json.Nodes;
 using CdsHooks.Api.Operations;
 using CdsHooks.Tests;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace CdsHooks.Api.Tests.Operations;
 
@@ -15,14 +18,33 @@ public sealed class ReceiveBlockPoolTests(CdsHooksApplication app) : IClassFixtu
 {
     private const string Service = "/cds-services/medication-safety-order-sign";
 
+    /// <summary>Kestrel's socket transport takes its pool's factory from the services (.NET 10), through an internal
+    /// option: read here by reflection, so that a framework that wires it otherwise fails this test rather than
+    /// quietly going back to 4 KB blocks.</summary>
     [Fact]
-    public void TheServiceGivesKestrelItsPool()
+    public void KestrelsSocketTransportTakesTheServicesPool()
     {
-        var factory = app.Services.GetRequiredService<IMemoryPoolFactory<byte>>();
+        var sockets = app.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value;
+        var wired = typeof(SocketTransportOptions).GetProperty("MemoryPoolFactory", BindingFlags.Instance | BindingFlags.NonPublic)?.GetValue(sockets);
 
-        Assert.IsType<ReceiveBlockPoolFactory>(factory);
-        using var pool = factory.Create();
+        Assert.IsType<ReceiveBlockPoolFactory>(wired);
+        using var pool = ((IMemoryPoolFactory<byte>)wired).Create();
         Assert.Equal(16 * 1024, pool.MaxBufferSize);
+    }
+
+    [Fact]
+    public void ThePoolsOfOneFactoryShareTheirBlocks()
+    {
+        var factory = new ReceiveBlockPoolFactory();
+        using var one = factory.Create();
+        using var other = factory.Create();
+        var block = one.Rent();
+        var array = ArrayOf(block);
+        block.Dispose();
+
+        using var again = other.Rent();
+
+        Assert.Same(array, ArrayOf(again));
     }
 
     [Theory]
