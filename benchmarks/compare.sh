@@ -8,14 +8,15 @@
 #   mode site: the fatigue controls on and 100,000 patients at random (load.sh's run "as a site runs it")
 #   mode bursts: hey at 50 connections of 20 calls/s each, all started together: bursts of 50 (three 5-second runs)
 #   mode together: both builds at once, each under its own wrk (one thread, 32 connections, 10 s), so that what the
-#     machine's neighbours take falls on both builds in the same seconds; the ports swap from pair to pair
+#     machine's neighbours take falls on both builds in the same seconds; the ports, and which build starts first,
+#     swap from pair to pair
 # Each run prints the service's CPU per call in µs (/proc/PID/stat around the measurement) and the requests/s, or for
 # bursts each run's p99. Both builds are on the shared framework (dotnet publish -c Release).
 # Needs: wrk and hey (apt-get install wrk hey), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benchmarks/common.sh
-[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,/^# Needs/p' "$0" >&2; exit 2; }
 rev_a=$1 rev_b=$2 pairs=${3:-5} mode=${4:-saturation}
 case $mode in saturation | site | bursts | together) ;; *) echo "mode is saturation, site, bursts or together" >&2; exit 2 ;; esac
 work=$(mktemp -d /tmp/cds-hooks-compare.XXXXXX)

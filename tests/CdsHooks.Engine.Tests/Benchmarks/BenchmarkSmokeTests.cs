@@ -68,10 +68,12 @@ public sealed class BenchmarkSmokeTests
         var usage = await RunProcessAsync("bash", Path.Combine("benchmarks", "compare.sh"));
         Assert.Equal(2, usage.ExitCode);
         Assert.Contains("benchmarks/compare.sh REV_A REV_B", usage.Errors, StringComparison.Ordinal);
+        Assert.Contains("mode together", usage.Errors, StringComparison.Ordinal);
+        Assert.Contains("# Needs: wrk and hey", usage.Errors, StringComparison.Ordinal);
 
         var wrongMode = await RunProcessAsync("bash", Path.Combine("benchmarks", "compare.sh"), "HEAD", ".", "1", "fastest");
         Assert.Equal(2, wrongMode.ExitCode);
-        Assert.Contains("mode is saturation, site or bursts", wrongMode.Errors, StringComparison.Ordinal);
+        Assert.Contains("mode is saturation, site, bursts or together", wrongMode.Errors, StringComparison.Ordinal);
     }
 
     [Fact]
