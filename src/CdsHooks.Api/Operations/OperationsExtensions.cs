@@ -46,9 +46,10 @@ public static class OperationsExtensions
 
     /// <summary>Instruments that ASP.NET Core's instrumentation turns on but an operator of this service does not need,
     /// recorded on every request or more often: Kestrel's own memory pool counts each 4 KB block rented and returned
-    /// (several per call; the service gives Kestrel a pool of its own, <see cref="ReceiveBlockPoolFactory"/>, which counts
-    /// nothing, and the drop stays for a host that keeps Kestrel's), routing counts each match, and the rate limiter's lease duration and active leases repeat
-    /// <c>http.server.request.duration</c> and <c>http.server.active_requests</c> for a limiter that every CDS call passes.
+    /// (several per call; the service gives Kestrel a pool of its own, <see cref="ReceiveBlockPoolFactory"/>, which
+    /// counts nothing, and the drop stays for a host that keeps Kestrel's), routing counts each match, and the rate
+    /// limiter's lease duration and active leases repeat <c>http.server.request.duration</c> and
+    /// <c>http.server.active_requests</c> for a limiter that every CDS call passes.
     /// Together 1.5% of the service's CPU at saturation (docs/performance.md, thirteenth round). Dropped instruments
     /// are not listened to at all. Kept: the rate limiter's <c>aspnetcore.rate_limiting.requests</c>, which counts
     /// refusals.</summary>

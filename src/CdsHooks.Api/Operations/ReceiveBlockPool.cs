@@ -4,20 +4,22 @@ using Microsoft.AspNetCore.Connections;
 namespace CdsHooks.Api.Operations;
 
 /// <summary>
-/// Kestrel's memory pool with blocks large enough for a whole hook call. Kestrel's own pool hands out 4 KB blocks, and
-/// its socket transport reads into one block at a time: a typical hook call (about 9 KB with its prefetch) took three
-/// reads, each after a zero-byte read that waits for data, and each handed on to the request's reader. With 16 KB
-/// blocks it takes one read and one wait (docs/performance.md, seventeenth round). Kestrel takes the pool's factory from
-/// the services (<see cref="IMemoryPoolFactory{T}"/>, .NET 10) for its sockets and its connections' pipes.
+/// Kestrel's memory pool with blocks large enough for a whole hook call. Kestrel's own pool hands out 4 KB blocks,
+/// and its socket transport reads into one block at a time: a typical hook call (about 9 KB with its prefetch) took
+/// three reads, each after a zero-byte read that waits for data, and each handed on to the request's reader. With
+/// 16 KB blocks it takes one read and one wait (docs/performance.md, seventeenth round). Kestrel takes the pool's
+/// factory from the services (<see cref="IMemoryPoolFactory{T}"/>, .NET 10) for its sockets and its connections'
+/// pipes.
 /// </summary>
 internal sealed class ReceiveBlockPoolFactory : IMemoryPoolFactory<byte>
 {
-    /// <summary>A block's size: the typical request whole, with its headers; a larger one is read a block at a time.</summary>
+    /// <summary>A block's size: the typical request whole, with its headers; a larger one is read a block at a
+    /// time.</summary>
     public const int BlockSize = 16 * 1024;
 
-    /// <summary>Blocks kept for reuse, at most (4 MB), by all the pools this factory makes together: Kestrel makes one for
-    /// each I/O queue of each listener (up to 16 queues on a large machine). More in use at once are made and left to
-    /// the GC, so a burst of connections does not hold its memory for the life of the process.</summary>
+    /// <summary>Blocks kept for reuse, at most (4 MB), by all the pools this factory makes together: Kestrel makes one
+    /// for each I/O queue of each listener (up to 16 queues on a large machine). More in use at once are made and left
+    /// to the GC, so a burst of connections does not hold its memory for the life of the process.</summary>
     public const int Kept = 256;
 
     // Shared by the pools, thread-safe, and the service's own: see ReceiveBlockPool.
@@ -29,7 +31,8 @@ internal sealed class ReceiveBlockPoolFactory : IMemoryPoolFactory<byte>
 /// <summary>Blocks of one size from an array pool of the service's own (<see cref="ArrayPool{T}.Create(int, int)"/>),
 /// not the process's shared one: the blocks hold requests (patient data, the EHR's access token), which Kestrel does
 /// not clear, and no other code may be lent them. The arrays are not pinned: on Linux the socket transport reads and
-/// writes a buffer only for the length of the system call (on Windows it pins one while an operation is pending).</summary>
+/// writes a buffer only for the length of the system call (on Windows it pins one while an operation is
+/// pending).</summary>
 internal sealed class ReceiveBlockPool(ArrayPool<byte> arrays, int blockSize) : MemoryPool<byte>
 {
     public override int MaxBufferSize => blockSize;

@@ -25,7 +25,8 @@ public sealed class ReceiveBlockPoolTests(CdsHooksApplication app) : IClassFixtu
     public void KestrelsSocketTransportTakesTheServicesPool()
     {
         var sockets = app.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value;
-        var wired = typeof(SocketTransportOptions).GetProperty("MemoryPoolFactory", BindingFlags.Instance | BindingFlags.NonPublic)?.GetValue(sockets);
+        var wired = typeof(SocketTransportOptions)
+            .GetProperty("MemoryPoolFactory", BindingFlags.Instance | BindingFlags.NonPublic)?.GetValue(sockets);
 
         Assert.IsType<ReceiveBlockPoolFactory>(wired);
         using var pool = ((IMemoryPoolFactory<byte>)wired).Create();
@@ -104,14 +105,17 @@ public sealed class ReceiveBlockPoolTests(CdsHooksApplication app) : IClassFixtu
         var json = request.ToJsonString();
         Assert.True(Encoding.UTF8.GetByteCount(json) > 4 * ReceiveBlockPoolFactory.BlockSize);
         // Without the fatigue controls, which would hold the second call's cards back as a repeat.
-        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string> { ["Fatigue__Enabled"] = "false" });
+        await using var service = await ServiceProcess.StartAsync(
+            new Dictionary<string, string> { ["Fatigue__Enabled"] = "false" });
         using var client = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
 
         var expected = await app.CreateClient().PostJson(Service, json);
         var withLength = await client.PostJson(Service, json);
         var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(json)));
         chunked.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        var withoutLength = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, Service) { Content = chunked, Headers = { TransferEncodingChunked = true } }, TestContext.Current.CancellationToken);
+        var withoutLength = await client.SendAsync(
+            new HttpRequestMessage(HttpMethod.Post, Service) { Content = chunked, Headers = { TransferEncodingChunked = true } },
+            TestContext.Current.CancellationToken);
 
         Assert.Equal(HttpStatusCode.OK, expected.StatusCode);
         Assert.Equal(HttpStatusCode.OK, withLength.StatusCode);
@@ -123,5 +127,7 @@ public sealed class ReceiveBlockPoolTests(CdsHooksApplication app) : IClassFixtu
     }
 
     private static byte[] ArrayOf(System.Buffers.IMemoryOwner<byte> block) =>
-        System.Runtime.InteropServices.MemoryMarshal.TryGetArray<byte>(block.Memory, out var segment) ? segment.Array! : throw new InvalidOperationException("not an array");
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray<byte>(block.Memory, out var segment)
+            ? segment.Array!
+            : throw new InvalidOperationException("not an array");
 }
