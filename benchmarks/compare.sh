@@ -78,27 +78,32 @@ run() {
   echo "$line"
 }
 
+# wrk on two services at once, each with one thread and 32 connections for 10 s: URL $1 into file $3, URL $2 into $4.
+side_by_side() {
+  BODY="$work/typical.json" wrk -t1 -c32 -d10s -s "$work/post.lua" "$1" >"$3" &
+  local load=$!
+  BODY="$work/typical.json" wrk -t1 -c32 -d10s -s "$work/post.lua" "$2" >"$4"
+  wait $load
+}
+
 # Pair $1 of both builds at once: started, warmed and measured side by side, stopped. Which build starts first, and
 # whose wrk starts first, changes from pair to pair with the ports: started one after the other, each build waiting
 # for the first to listen, the same build measured 20-38% less CPU per call as the second in six pairs of six.
 together() {
   local first=a second=b
   if [ $(($1 % 2)) = 0 ]; then first=b second=a; fi
-  declare -A pid port=([$first]=5098 [$second]=5099) before
+  declare -A pid port=([$first]=5098 [$second]=5099) at before
   local b
-  for b in $first $second; do start $b ${port[$b]}; pid[$b]=$started; done
+  for b in $first $second; do
+    start $b ${port[$b]}
+    pid[$b]=$started
+    at[$b]=http://127.0.0.1:${port[$b]}/cds-services/medication-safety-order-sign
+  done
   service=${pid[a]} other=${pid[b]}
   for b in $first $second; do wait_live ${port[$b]}; done
-  local load
-  BODY="$work/typical.json" wrk -t1 -c32 -d10s -s "$work/post.lua" "http://127.0.0.1:${port[$first]}/cds-services/medication-safety-order-sign" >/dev/null &
-  load=$!
-  BODY="$work/typical.json" wrk -t1 -c32 -d10s -s "$work/post.lua" "http://127.0.0.1:${port[$second]}/cds-services/medication-safety-order-sign" >/dev/null
-  wait $load
+  side_by_side "${at[$first]}" "${at[$second]}" /dev/null /dev/null
   for b in a b; do before[$b]=$(ticks ${pid[$b]}); done
-  BODY="$work/typical.json" wrk -t1 -c32 -d10s -s "$work/post.lua" "http://127.0.0.1:${port[$first]}/cds-services/medication-safety-order-sign" >"$work/$first.wrk" &
-  load=$!
-  BODY="$work/typical.json" wrk -t1 -c32 -d10s -s "$work/post.lua" "http://127.0.0.1:${port[$second]}/cds-services/medication-safety-order-sign" >"$work/$second.wrk"
-  wait $load
+  side_by_side "${at[$first]}" "${at[$second]}" "$work/$first.wrk" "$work/$second.wrk"
   echo "A: $(cpu_since ${pid[a]} ${before[a]} "$(wrk_calls < "$work/a.wrk")") µs/call, $(rps < "$work/a.wrk") requests/s;" \
     "B: $(cpu_since ${pid[b]} ${before[b]} "$(wrk_calls < "$work/b.wrk")") µs/call, $(rps < "$work/b.wrk") requests/s ($first first)"
   kill ${pid[a]} ${pid[b]}

@@ -21,7 +21,10 @@ public static class KnowledgeExtensions
 {
     public static void AddKnowledge(this WebApplicationBuilder builder)
     {
-        WarmUp(builder.Configuration[$"{KnowledgeOptions.Section}:{nameof(KnowledgeOptions.Path)}"]);
+        // Bound as the options below will be, so that the early read finds the same files (and the same default).
+        var early = new KnowledgeOptions();
+        builder.Configuration.GetSection(KnowledgeOptions.Section).Bind(early);
+        WarmUp(early);
 
         builder.Services.AddOptions<KnowledgeOptions>()
             .BindConfiguration(KnowledgeOptions.Section)
@@ -49,14 +52,14 @@ public static class KnowledgeExtensions
     /// knowledge the service uses is loaded and validated at start as before (<see cref="KnowledgeStartup"/>), from the
     /// settings as the host finally has them; a failure here is left to that load to report. With one processor (or a
     /// container's quota of one) there is no other core, and the read would only be done twice: it is not made.</summary>
-    private static void WarmUp(string? path)
+    private static void WarmUp(KnowledgeOptions options)
     {
         if (Environment.ProcessorCount < 2) return;
         _ = Task.Run(() =>
         {
             try
             {
-                KnowledgeLoader.Load(new KnowledgeOptions { Path = path ?? "cards" }.FullPath);
+                KnowledgeLoader.Load(options.FullPath); // an invalid path is reported by the options' validation
             }
 #pragma warning disable CA1031 // the start-up load reports any failure; this read only compiles the code
             catch (Exception)

@@ -153,8 +153,8 @@ public static class CardBuilder
         var b = LentLists<string>.Take();
         try
         {
-            DistinctIngredients(finding.SideA, finding.Rule.SideA, a);
-            DistinctIngredients(finding.SideB, finding.Rule.SideB, b);
+            ResolvedDrug.IngredientsIn(finding.SideA, finding.Rule.SideA, a, static ingredient => ingredient.Name);
+            ResolvedDrug.IngredientsIn(finding.SideB, finding.Rule.SideB, b, static ingredient => ingredient.Name);
             var summary = Fill(finding, a, b, 2);
             if (summary.Length > KnowledgeLoader.MaxSummaryLength) summary = Fill(finding, a, b, 1);
             return summary.Length <= KnowledgeLoader.MaxSummaryLength ? summary : summary[..(KnowledgeLoader.MaxSummaryLength - 1)] + "…";
@@ -374,19 +374,6 @@ public static class CardBuilder
             Patients.MedicationStatus.Stopped => " (recently stopped)",
             _ => " (current)",
         });
-    }
-
-    // The names of the drugs' ingredients in these groups, each once, in order.
-    private static void DistinctIngredients(IReadOnlyList<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups, List<string> names)
-    {
-        for (var i = 0; i < drugs.Count; i++)
-        {
-            var ingredients = drugs[i].Ingredients;
-            for (var j = 0; j < ingredients.Count; j++)
-            {
-                if (Rule.InAny(groups, ingredients[j].Code) && !names.Contains(ingredients[j].Name)) names.Add(ingredients[j].Name);
-            }
-        }
     }
 
     private static readonly System.Buffers.SearchValues<char> MarkdownSpecial = System.Buffers.SearchValues.Create("\\`*_{}[]<>()#+!|~\r\n");

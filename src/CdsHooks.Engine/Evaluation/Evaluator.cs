@@ -24,6 +24,24 @@ public sealed record ResolvedDrug(MedicationUse Medication, IReadOnlyList<Ingred
 
         return false;
     }
+
+    /// <summary>Adds to <paramref name="into"/> each ingredient of these drugs that is in one of these groups, once, in
+    /// the order met, as the text <paramref name="as"/> gives (its code, to count a rule's ingredients; its name, for a
+    /// card's summary). A static lambda for <paramref name="as"/> is made once for the process.</summary>
+    internal static void IngredientsIn(IReadOnlyList<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups, List<string> into,
+        Func<Ingredient, string> @as)
+    {
+        for (var i = 0; i < drugs.Count; i++)
+        {
+            var ingredients = drugs[i].Ingredients;
+            for (var j = 0; j < ingredients.Count; j++)
+            {
+                if (!Rule.InAny(groups, ingredients[j].Code)) continue;
+                var text = @as(ingredients[j]);
+                if (!into.Contains(text)) into.Add(text);
+            }
+        }
+    }
 }
 
 /// <summary>A rule that applies to this patient: the drugs on each side, the patient factors found, the indicator.</summary>
@@ -371,22 +389,14 @@ public sealed class Evaluator(KnowledgeBase knowledge)
         return count;
     }
 
-    // How many different ingredients of these groups the drugs hold, gathered in a list the thread lends (LentLists).
-    // A loop, not LINQ: its closure over the rule was made on every call for a count rule that a new order triggers.
+    // How many different ingredients of these groups the drugs hold, gathered in a list the thread lends (LentLists);
+    // not LINQ, whose closure over the rule was made on every call for a count rule that a new order triggers.
     private static int DistinctIngredients(List<ResolvedDrug> drugs, IReadOnlyList<DrugGroup> groups)
     {
         var codes = LentLists<string>.Take();
         try
         {
-            for (var i = 0; i < drugs.Count; i++)
-            {
-                var ingredients = drugs[i].Ingredients;
-                for (var j = 0; j < ingredients.Count; j++)
-                {
-                    if (Rule.InAny(groups, ingredients[j].Code) && !codes.Contains(ingredients[j].Code)) codes.Add(ingredients[j].Code);
-                }
-            }
-
+            ResolvedDrug.IngredientsIn(drugs, groups, codes, static ingredient => ingredient.Code);
             return codes.Count;
         }
         finally

@@ -37,6 +37,22 @@ public class CardSummaryTests
     }
 
     [Fact]
+    public void TwoOrdersOfOneIngredientNameItOnce()
+    {
+        var medications = new List<MedicationUse>
+        {
+            new("mirtazapine", ["311725"], "", null, null, MedicationStatus.New, null, "new-mirtazapine"),
+            new("clonazepam", ["2598"], "", null, null, MedicationStatus.Current, null, "clonazepam-1"),
+            new("clonazepam", ["2598"], "", null, null, MedicationStatus.Current, null, "clonazepam-2"),
+        };
+        var patient = new PatientContext(50, medications, new HashSet<string>(), new DateOnly(2026, 11, 26));
+        var finding = new Evaluator(Knowledge).Evaluate(patient).SelectMany(p => p.All).Single(f => f.Rule.Id == "mirtazapine-benzodiazepine");
+
+        Assert.Equal(2, finding.SideB.Count);
+        Assert.Equal("Mirtazapine + clonazepam" + Sedation, CardBuilder.Summary(finding));
+    }
+
+    [Fact]
     public void ASummaryTooLongNamesOneDrugASideThenIsCut()
     {
         var finding = MirtazapineWithBenzodiazepines(4);
