@@ -45,6 +45,8 @@ fatigue=false script=post.lua
 if [ "$mode" = site ]; then fatigue=true script=patients.lua; fi
 
 # Starts build $1 on port $2 with a new audit database of its own; its process id in $started (not yet listening).
+# Both builds write Development's human-readable log line: load.sh asks for the JSON lines a site writes with an empty
+# template, which a build before the eighteenth round takes as a template and writes nothing.
 start() {
   rm -f "$work/audit-$1.db"*
   ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:$2 Playground__Enabled=false \

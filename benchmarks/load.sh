@@ -15,6 +15,12 @@ work=$(mktemp -d /tmp/cds-hooks-load.XXXXXX)
 service_url=http://127.0.0.1:5091/cds-services/medication-safety-order-sign
 baseline_url=http://127.0.0.1:5092/cds-services/medication-safety-order-sign
 
+# Every instance of the service below runs in Development only so that authentication can be off (the load generator
+# has no tokens) or configured by hand; its log is written as a site writes it, appsettings.json's compact JSON lines,
+# not Development's human-readable line (an empty template is none). That line renders every property of every
+# request's event as text, which a site never pays (docs/performance.md, eighteenth round).
+export Serilog__WriteTo__0__Args__outputTemplate=
+
 build=${BUILD:-$([ -n "${R2R:-}" ] && echo r2r || echo image)}
 echo "building (Release, $build)..."
 case $build in
@@ -63,6 +69,8 @@ pages=$!
 # hey's answers other than 200, and its errors (timeouts, refused connections): a degraded path must not pass for a fast one.
 not_ok() { awk '/^Status code distribution/ { s = 1; e = 0 } /^Error distribution/ { e = 1; s = 0 }
   /^ *\[[0-9]+\]/ { gsub(/[\[\]]/, "", $1); if (s && $1 != 200) n += $2; if (e) n += $1 } END { print n + 0 }' ; }
+# The median of its arguments (the middle one; of an even count, the lower middle one).
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }' ; }
 # The card summaries a service gives for a request body, one line: the paged request must give the heavy one's.
 summaries() { curl -s -X POST -H 'Content-Type: application/json' --data-binary @"$2" "$1" | python3 -c 'import json, sys; print("|".join(c["summary"] for c in json.load(sys.stdin)["cards"]))' ; }
 
@@ -127,11 +135,23 @@ cold_p99=$(p99 < "$work/cold.hey")
 cold_failed=$(not_ok < "$work/cold.hey")
 kill $cold 2>/dev/null || true
 echo "saturation..."
-before=$(ticks $service)
-BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $service_url > "$work/saturation.wrk"
-saturation_cpu=$(cpu_since $service $before "$(wrk_calls < "$work/saturation.wrk")")
-service_rps=$(rps < "$work/saturation.wrk")
-baseline_rps=$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $baseline_url | rps)
+# Three pairs, the service then the baseline in each: the ratio is judged by the median of the pairs' ratios. One pair
+# gave 31% to 45% for the same code within an hour (docs/performance.md, seventeenth round), the machine's neighbours
+# taking more in one run than in the next; a pair is two runs next to each other, and the median passes over the pair
+# that the noise fell on.
+pair_rps=() pair_baseline=() pair_ratio=() pair_cpu=()
+for pair in 1 2 3; do
+  before=$(ticks $service)
+  BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $service_url > "$work/saturation-$pair.wrk"
+  pair_cpu+=("$(cpu_since $service $before "$(wrk_calls < "$work/saturation-$pair.wrk")")")
+  pair_rps+=("$(rps < "$work/saturation-$pair.wrk")")
+  pair_baseline+=("$(BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/post.lua" $baseline_url | rps)")
+  pair_ratio+=("$(awk -v s="${pair_rps[-1]}" -v b="${pair_baseline[-1]}" 'BEGIN { printf "%.1f", 100 * s / b }')")
+done
+service_rps=$(median "${pair_rps[@]}")
+baseline_rps=$(median "${pair_baseline[@]}")
+saturation_cpu=$(median "${pair_cpu[@]}")
+ratio=$(median "${pair_ratio[@]}")
 # FHIR fallback: the typical request without its prefetch, the service fetching the patient's data from a FHIR
 # server that takes 100 ms per query (5 queries). A new patient each call; then the last patient again.
 for _ in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:5093/count && break; sleep 0.05; done
@@ -141,7 +161,7 @@ for i in $(seq 1 21); do
     "$work/typical.json" "$i" > "$work/fallback.json"
   fallback_ms+=("$(curl -s -o /dev/null -w '%{time_total}' -X POST -H 'Content-Type: application/json' --data-binary @"$work/fallback.json" $service_url | awk '{printf "%.0f", $1 * 1000}')")
 done
-fallback_median=$(printf '%s\n' "${fallback_ms[@]:1}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+fallback_median=$(median "${fallback_ms[@]:1}")
 queries_before=$(curl -s http://127.0.0.1:5093/count)
 again_ms=$(curl -s -o /dev/null -w '%{time_total}' -X POST -H 'Content-Type: application/json' --data-binary @"$work/fallback.json" $service_url | awk '{printf "%.0f", $1 * 1000}')
 queries_again=$(( $(curl -s http://127.0.0.1:5093/count) - queries_before ))
@@ -199,7 +219,6 @@ before=$(ticks $service)
 fatigue_reference_out=$(PATIENT=$patient PATIENTS=100000 BODY="$work/typical.json" wrk -t2 -c64 -d"${seconds}s" -s "$work/patients.lua" $service_url)
 fatigue_reference_cpu=$(cpu_since $service $before "$(echo "$fatigue_reference_out" | wrk_calls)")
 fatigue_reference_rps=$(echo "$fatigue_reference_out" | rps)
-ratio=$(awk -v s="$service_rps" -v b="$baseline_rps" 'BEGIN { printf "%.0f", 100 * s / b }')
 
 cat <<REPORT
 
@@ -213,13 +232,13 @@ The service built as: ${build}
 | heavy request, p99 at 200 requests/s | ${heavy_p99} ms | below 50 ms |
 | heavy request with paged prefetch, p99 at 200 requests/s, pages from the cache (${heavy_paged_warm} queries while warming, ${heavy_paged_queries} after; ${heavy_paged_failed} answers not 200) | ${heavy_paged_p99} ms | below 50 ms |
 | heavy request with paged prefetch, p99 at 200 requests/s, fetching its 2 pages (cache of 1 ms: ${cold_queries} queries for ${cold_calls:-0} calls; ${cold_failed} answers not 200) | ${cold_p99} ms | below 50 ms |
-| saturation, typical request | ${service_rps} requests/s (the service's CPU: ${saturation_cpu} µs per call) | at least 8,000/s and 40% of the baseline |
+| saturation, typical request, median of 3 runs (${pair_rps[*]}) | ${service_rps} requests/s (the service's CPU: ${saturation_cpu} µs per call; ${pair_cpu[*]}) | at least 8,000/s and 40% of the baseline |
 | saturation, typical request, authenticated (a fresh JWT per call) | ${auth_rps} requests/s, ${auth_refused:-0} refused | |
 | the same wrk script (a request built per call) without authentication | ${auth_reference_rps} requests/s | |
 | saturation as a site runs it: fatigue controls on, 100,000 patients at random | ${fatigue_rps} requests/s (${fatigue_cpu} µs per call), ${fatigue_failed:-0} not 200, ${fatigue_audit_errors} audit errors logged | |
 | the same wrk script with the fatigue controls off | ${fatigue_reference_rps} requests/s (${fatigue_reference_cpu} µs per call) | |
-| baseline endpoint (same body, fixed card), saturation | ${baseline_rps} requests/s | |
-| service / baseline | ${ratio}% | at least 40% |
+| baseline endpoint (same body, fixed card), saturation, median of 3 runs (${pair_baseline[*]}), each after the service's | ${baseline_rps} requests/s | |
+| service / baseline, median of the 3 pairs (${pair_ratio[*]}%) | ${ratio}% | at least 40% |
 | first answered hook call after process start | ${startup_ms} ms | within 3,000 ms |
 | peak working set | ${peak_mb} MB | below 160 MB |
 | FHIR fallback, 5 queries of 100 ms each: median call (20 new patients) | ${fallback_median} ms | close to 100 ms, not 500 ms |

@@ -179,12 +179,14 @@ public static class BatchedConsoleSinkConfiguration
 {
     /// <summary>Text to standard output in batches. An <paramref name="outputTemplate"/>, when given, wins over the
     /// <paramref name="formatter"/>: appsettings.Development.json sets the one over appsettings.json's other, and
-    /// configuration merges the two into the same arguments. Neither: compact JSON, one event per line.</summary>
+    /// configuration merges the two into the same arguments. An empty template is none, so that a Development run can
+    /// log as a site does (<c>Serilog__WriteTo__0__Args__outputTemplate=</c>; the load script does). Neither: compact
+    /// JSON, one event per line.</summary>
     public static LoggerConfiguration BatchedConsole(this LoggerSinkConfiguration sinks, string? outputTemplate = null,
         ITextFormatter? formatter = null, TimeSpan? interval = null)
     {
         ArgumentNullException.ThrowIfNull(sinks);
-        formatter = outputTemplate is not null ? new MessageTemplateTextFormatter(outputTemplate) : formatter ?? new CompactJsonFormatter();
+        formatter = !string.IsNullOrEmpty(outputTemplate) ? new MessageTemplateTextFormatter(outputTemplate) : formatter ?? new CompactJsonFormatter();
         return sinks.Sink(new BatchedConsoleSink(formatter, Console.OpenStandardOutput(), interval ?? TimeSpan.FromMilliseconds(50)));
     }
 }

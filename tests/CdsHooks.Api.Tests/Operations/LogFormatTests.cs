@@ -47,6 +47,24 @@ public sealed class LogFormatTests
     }
 
     [Fact]
+    public async Task DevelopmentWithAnEmptyTemplateWritesCompactJsonAsASiteDoes()
+    {
+        // The load script runs Development (authentication off) and must log as Production does.
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Serilog__MinimumLevel__Default"] = "Information",
+            ["Serilog__WriteTo__0__Args__outputTemplate"] = "",
+        });
+
+        var line = await RequestLine(service, l => l.Contains("\"@mt\":\"HTTP {RequestMethod}", StringComparison.Ordinal)
+            && l.Contains("\"RequestMethod\":\"POST\"", StringComparison.Ordinal));
+
+        using var json = JsonDocument.Parse(line);
+        Assert.Equal(200, json.RootElement.GetProperty("StatusCode").GetInt32());
+        Assert.DoesNotContain(service.Output, l => l.StartsWith('['));
+    }
+
+    [Fact]
     public async Task TheLastLinesAreWrittenWhenTheServiceStops()
     {
         // Lines wait up to the sink's interval (here a minute, so none is written by it); stopping the service as a
