@@ -10,6 +10,9 @@
 #   mode together: both builds at once, each under its own wrk (one thread, 32 connections, 10 s), so that what the
 #     machine's neighbours take falls on both builds in the same seconds; the ports, and which build starts first,
 #     swap from pair to pair
+#   ENV_B: settings for build B only ("NAME=value NAME=value"), to measure a runtime or service setting against the
+#     same build without it, e.g. ENV_B="DOTNET_GCgen0size=0x40000000" benchmarks/compare.sh HEAD HEAD 4 together;
+#     with ENV_B unset, the same revision twice is the mode's control
 # Each run prints the service's CPU per call in µs (/proc/PID/stat around the measurement) and the requests/s, or for
 # bursts each run's p99. Both builds are on the shared framework (dotnet publish -c Release).
 # Needs: wrk and hey (apt-get install wrk hey), curl, python3.
@@ -48,8 +51,10 @@ if [ "$mode" = site ]; then fatigue=true script=patients.lua; fi
 # Both builds write Development's human-readable log line: load.sh asks for the JSON lines a site writes with an empty
 # template, which a build before the eighteenth round takes as a template and writes nothing.
 start() {
+  local settings=()
+  if [ "$1" = b ] && [ -n "${ENV_B:-}" ]; then read -ra settings <<< "$ENV_B"; fi
   rm -f "$work/audit-$1.db"*
-  ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:$2 Playground__Enabled=false \
+  env "${settings[@]}" ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:$2 Playground__Enabled=false \
     Fatigue__Enabled=$fatigue Fatigue__RepeatWindow=00:00:00 Audit__ConnectionString="Data Source=$work/audit-$1.db" \
     Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 dotnet "$work/$1/CdsHooks.Api.dll" >"$work/service-$1.log" 2>&1 &
   started=$!
@@ -113,7 +118,7 @@ together() {
   service= other=
 }
 
-echo "$mode, $pairs pairs: A = $rev_a, B = $rev_b"
+echo "$mode, $pairs pairs: A = $rev_a, B = $rev_b${ENV_B:+ with $ENV_B}"
 for pair in $(seq 1 "$pairs"); do
   if [ "$mode" = together ]; then
     together "$pair"

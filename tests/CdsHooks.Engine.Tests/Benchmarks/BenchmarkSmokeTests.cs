@@ -69,6 +69,7 @@ public sealed class BenchmarkSmokeTests
         Assert.Equal(2, usage.ExitCode);
         Assert.Contains("benchmarks/compare.sh REV_A REV_B", usage.Errors, StringComparison.Ordinal);
         Assert.Contains("mode together", usage.Errors, StringComparison.Ordinal);
+        Assert.Contains("ENV_B: settings for build B only", usage.Errors, StringComparison.Ordinal);
         Assert.Contains("# Needs: wrk and hey", usage.Errors, StringComparison.Ordinal);
 
         var wrongMode = await RunProcessAsync("bash", Path.Combine("benchmarks", "compare.sh"), "HEAD", ".", "1", "fastest");
