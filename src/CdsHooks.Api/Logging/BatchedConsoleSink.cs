@@ -186,7 +186,9 @@ public static class BatchedConsoleSinkConfiguration
         ITextFormatter? formatter = null, TimeSpan? interval = null)
     {
         ArgumentNullException.ThrowIfNull(sinks);
-        formatter = !string.IsNullOrEmpty(outputTemplate) ? new MessageTemplateTextFormatter(outputTemplate) : formatter ?? new CompactJsonFormatter();
+        formatter = !string.IsNullOrEmpty(outputTemplate)
+            ? new MessageTemplateTextFormatter(outputTemplate)
+            : formatter ?? new CompactJsonFormatter();
         return sinks.Sink(new BatchedConsoleSink(formatter, Console.OpenStandardOutput(), interval ?? TimeSpan.FromMilliseconds(50)));
     }
 }
