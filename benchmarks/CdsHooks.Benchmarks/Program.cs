@@ -39,6 +39,16 @@ if (args is ["--allocations", var size, .. var rest])
     return 0;
 }
 
+// --audit-rows [ROWS] [PATIENTS...] reports the CPU per card row the audit trail's store spends writing ROWS rows (default
+// 200,000) for one patient and for 100,000 at random, or for the patient counts given.
+if (args is ["--audit-rows", .. var auditArgs])
+{
+    var invariant = System.Globalization.CultureInfo.InvariantCulture;
+    AuditRowsReport.Run(auditArgs is [var rows, ..] ? int.Parse(rows, invariant) : 200_000,
+        auditArgs is [_, _, ..] ? auditArgs[1..].Select(p => int.Parse(p, invariant)).ToArray() : [1, 100_000], Console.Out);
+    return 0;
+}
+
 if (args is ["--smoke", var artifacts])
 {
     var config = ManualConfig.CreateMinimumViable()

@@ -97,4 +97,20 @@ public sealed class BenchmarkSmokeTests
         Assert.InRange(sum, total - stages.Length, total); // each stage's figure is rounded down
         Assert.Contains("types allocated most", log, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TheAuditRowsReportWritesEveryRowForEachPatientCount()
+    {
+        var (exitCode, log, errors) = await RunAsync(Program, "--audit-rows", "1500", "1", "3");
+        Assert.True(exitCode == 0, log + errors);
+
+        foreach (var patients in new[] { 1, 3 })
+        {
+            var line = Assert.Single(log.Split('\n'), l => l.StartsWith($"patients {patients}: ", StringComparison.Ordinal));
+            var match = System.Text.RegularExpressions.Regex.Match(line, @"1500 rows in batches of 500, ([\d.]+) µs of CPU per row .* (\d+) rows in the table");
+            Assert.True(match.Success, line);
+            Assert.True(double.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, line);
+            Assert.Equal("1500", match.Groups[2].Value); // read back from the file: the store's own write path wrote them all
+        }
+    }
 }
