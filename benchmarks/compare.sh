@@ -22,6 +22,12 @@ cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { sed -n '2,/^# Needs/p' "$0" >&2; exit 2; }
 rev_a=$1 rev_b=$2 pairs=${3:-5} mode=${4:-saturation}
 case $mode in saturation | site | bursts | together) ;; *) echo "mode is saturation, site, bursts or together" >&2; exit 2 ;; esac
+read -ra settings_b <<< "${ENV_B:-}"
+for setting in ${settings_b[@]+"${settings_b[@]}"}; do
+  [[ $setting == *=* ]] || { echo "ENV_B takes NAME=value settings, not \"$setting\"" >&2; exit 2; }
+done
+# Both builds write Development's human-readable log line (below), whatever the caller exported.
+unset Serilog__WriteTo__0__Args__outputTemplate
 work=$(mktemp -d /tmp/cds-hooks-compare.XXXXXX)
 url=http://127.0.0.1:5098/cds-services/medication-safety-order-sign
 
@@ -52,9 +58,9 @@ if [ "$mode" = site ]; then fatigue=true script=patients.lua; fi
 # template, which a build before the eighteenth round takes as a template and writes nothing.
 start() {
   local settings=()
-  if [ "$1" = b ] && [ -n "${ENV_B:-}" ]; then read -ra settings <<< "$ENV_B"; fi
+  if [ "$1" = b ]; then settings=(${settings_b[@]+"${settings_b[@]}"}); fi
   rm -f "$work/audit-$1.db"*
-  env "${settings[@]}" ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:$2 Playground__Enabled=false \
+  env ${settings[@]+"${settings[@]}"} ASPNETCORE_ENVIRONMENT=Development ASPNETCORE_URLS=http://127.0.0.1:$2 Playground__Enabled=false \
     Fatigue__Enabled=$fatigue Fatigue__RepeatWindow=00:00:00 Audit__ConnectionString="Data Source=$work/audit-$1.db" \
     Limits__PermitsPerSecond=1000000 Limits__Burst=1000000 dotnet "$work/$1/CdsHooks.Api.dll" >"$work/service-$1.log" 2>&1 &
   started=$!

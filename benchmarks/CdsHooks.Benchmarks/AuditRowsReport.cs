@@ -12,10 +12,11 @@ namespace CdsHooks.Benchmarks;
 
 /// <summary>
 /// What the audit trail's card rows cost to write: the service's own store (<see cref="CardStore"/>, its schema and its
-/// SQLite write path) writing records in its writer's batches of 500 into a new file, for one patient (as the load
-/// script's saturation run, where the history index grows at one place) and for 100,000 patients at random (as a site
-/// runs, where each row lands at a scattered place of that index). Prints the process's CPU per row: side by side, the
-/// rows were about a tenth of a hook call's CPU at saturation (docs/performance.md, eighteenth round).
+/// SQLite write path, called directly, not through its writer's queue) writing records in batches of 500, as the
+/// writer gathers them, into a new file, for one patient (as the load script's saturation run, where the history index
+/// grows at one place) and for 100,000 patients at random (as a site runs, where each row lands at a scattered place of
+/// that index; a lower bound for a site, whose table holds up to a year of rows). Prints the process's CPU per row:
+/// side by side, the rows were about a tenth of a hook call's CPU at saturation (docs/performance.md, eighteenth round).
 /// </summary>
 internal static class AuditRowsReport
 {
@@ -53,8 +54,7 @@ internal static class AuditRowsReport
     {
         using var store = new CardStore(Options.Create(new AuditOptions { ConnectionString = $"Data Source={file}" }));
         store.MigrateAsync(CancellationToken.None).GetAwaiter().GetResult();
-        var process = Process.GetCurrentProcess();
-        var cpu = process.TotalProcessorTime;
+        var cpu = Environment.CpuUsage.TotalTime; // getrusage: microseconds, where /proc's ticks are 10 ms
         var clock = Stopwatch.StartNew();
         for (var start = 0; start < records.Length; start += Batch)
         {
@@ -62,8 +62,7 @@ internal static class AuditRowsReport
             store.RecordCardsAsync(batch, CancellationToken.None).GetAwaiter().GetResult();
         }
 
-        process.Refresh();
-        return (process.TotalProcessorTime - cpu, clock.Elapsed);
+        return (Environment.CpuUsage.TotalTime - cpu, clock.Elapsed);
     }
 
     // The typical call's two cards, as the service records them: time-ordered card ids, hashes as the audit trail makes
