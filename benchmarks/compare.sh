@@ -26,7 +26,9 @@ read -ra settings_b <<< "${ENV_B:-}"
 for setting in ${settings_b[@]+"${settings_b[@]}"}; do
   [[ $setting == *=* ]] || { echo "ENV_B takes NAME=value settings, not \"$setting\"" >&2; exit 2; }
 done
-# Both builds write Development's human-readable log line (below), whatever the caller exported.
+# Both builds write Development's human-readable log line, whatever the caller exported: load.sh asks for the JSON
+# lines a site writes with an empty template, which a build before the eighteenth round takes as a template and writes
+# nothing.
 unset Serilog__WriteTo__0__Args__outputTemplate
 work=$(mktemp -d /tmp/cds-hooks-compare.XXXXXX)
 url=http://127.0.0.1:5098/cds-services/medication-safety-order-sign
@@ -53,9 +55,8 @@ patient=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["cont
 fatigue=false script=post.lua
 if [ "$mode" = site ]; then fatigue=true script=patients.lua; fi
 
-# Starts build $1 on port $2 with a new audit database of its own; its process id in $started (not yet listening).
-# Both builds write Development's human-readable log line: load.sh asks for the JSON lines a site writes with an empty
-# template, which a build before the eighteenth round takes as a template and writes nothing.
+# Starts build $1 on port $2 with a new audit database of its own (and build b with ENV_B's settings); its process id
+# in $started (not yet listening).
 start() {
   local settings=()
   if [ "$1" = b ]; then settings=(${settings_b[@]+"${settings_b[@]}"}); fi

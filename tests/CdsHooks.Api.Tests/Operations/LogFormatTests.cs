@@ -26,8 +26,7 @@ public sealed class LogFormatTests
             ["Serilog__MinimumLevel__Default"] = "Information",
         });
 
-        var line = await RequestLine(service, l => l.Contains("\"@mt\":\"HTTP {RequestMethod}", StringComparison.Ordinal)
-            && l.Contains("\"RequestMethod\":\"POST\"", StringComparison.Ordinal));
+        var line = await RequestLine(service, IsJsonRequestEvent);
 
         using var json = JsonDocument.Parse(line);
         Assert.Equal("HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms", json.RootElement.GetProperty("@mt").GetString());
@@ -56,8 +55,7 @@ public sealed class LogFormatTests
             ["Serilog__WriteTo__0__Args__outputTemplate"] = "",
         });
 
-        var line = await RequestLine(service, l => l.Contains("\"@mt\":\"HTTP {RequestMethod}", StringComparison.Ordinal)
-            && l.Contains("\"RequestMethod\":\"POST\"", StringComparison.Ordinal));
+        var line = await RequestLine(service, IsJsonRequestEvent);
 
         using var json = JsonDocument.Parse(line);
         Assert.Equal(200, json.RootElement.GetProperty("StatusCode").GetInt32());
@@ -85,6 +83,10 @@ public sealed class LogFormatTests
         Assert.Contains(service.Output, IsRequestLine);
         Assert.Contains(service.Output, l => l.Contains("Application is shutting down", StringComparison.Ordinal));
     }
+
+    /// <summary>The request event of a POST, as a line of compact JSON.</summary>
+    private static bool IsJsonRequestEvent(string line) => line.Contains("\"@mt\":\"HTTP {RequestMethod}", StringComparison.Ordinal)
+        && line.Contains("\"RequestMethod\":\"POST\"", StringComparison.Ordinal);
 
     /// <summary>Sends the index sample and returns the one output line that is its request event.</summary>
     private static async Task<string> RequestLine(ServiceProcess service, Func<string, bool> isRequestEvent)
