@@ -13,6 +13,9 @@
 #   ENV_B: settings for build B only ("NAME=value NAME=value"), to measure a runtime or service setting against the
 #     same build without it, e.g. ENV_B="DOTNET_GCgen0size=0x40000000" benchmarks/compare.sh HEAD HEAD 4 together;
 #     with ENV_B unset, the same revision twice is the mode's control
+#   PATCH_B: a patch (git apply) for build B only, to measure what a part of the service costs a call against the same
+#     revision without it, e.g. PATCH_B=benchmarks/experiments/no-request-log.patch benchmarks/compare.sh HEAD HEAD 4;
+#     REV_B must then be a revision, not "." (the patch goes on a worktree of it, never on the working tree)
 # Each run prints the service's CPU per call in µs (/proc/PID/stat around the measurement) and the requests/s, or for
 # bursts each run's p99. Both builds are on the shared framework (dotnet publish -c Release).
 # Needs: wrk and hey (apt-get install wrk hey), curl, python3.
@@ -26,6 +29,12 @@ read -ra settings_b <<< "${ENV_B:-}"
 for setting in ${settings_b[@]+"${settings_b[@]}"}; do
   [[ $setting == *=* ]] || { echo "ENV_B takes NAME=value settings, not \"$setting\"" >&2; exit 2; }
 done
+patch_b=
+if [ -n "${PATCH_B:-}" ]; then
+  [ -f "$PATCH_B" ] || { echo "PATCH_B: no such file: $PATCH_B" >&2; exit 2; }
+  [ "$rev_b" != . ] || { echo "PATCH_B needs REV_B to be a revision, not \".\": it is applied to a worktree of it" >&2; exit 2; }
+  patch_b=$(realpath "$PATCH_B")
+fi
 # Both builds write Development's human-readable log line, whatever the caller exported: load.sh asks for the JSON
 # lines a site writes with an empty template, which a build before the eighteenth round takes as a template and writes
 # nothing.
@@ -42,6 +51,9 @@ publish() {
   if [ "$1" != . ]; then
     source="$work/tree-$2"
     git worktree add --detach "$source" "$1" >/dev/null 2>&1
+    if [ "$2" = b ] && [ -n "$patch_b" ]; then
+      git -C "$source" apply "$patch_b" || { echo "PATCH_B does not apply to $1" >&2; exit 1; }
+    fi
   fi
   echo "building $1 (Release)..."
   dotnet publish "$source/src/CdsHooks.Api" -c Release -o "$work/$2" >/dev/null
@@ -125,7 +137,7 @@ together() {
   service= other=
 }
 
-echo "$mode, $pairs pairs: A = $rev_a, B = $rev_b${ENV_B:+ with $ENV_B}"
+echo "$mode, $pairs pairs: A = $rev_a, B = $rev_b${PATCH_B:+ patched with $PATCH_B}${ENV_B:+ with $ENV_B}"
 for pair in $(seq 1 "$pairs"); do
   if [ "$mode" = together ]; then
     together "$pair"

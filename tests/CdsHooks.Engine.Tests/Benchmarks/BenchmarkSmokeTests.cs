@@ -70,11 +70,44 @@ public sealed class BenchmarkSmokeTests
         Assert.Contains("benchmarks/compare.sh REV_A REV_B", usage.Errors, StringComparison.Ordinal);
         Assert.Contains("mode together", usage.Errors, StringComparison.Ordinal);
         Assert.Contains("ENV_B: settings for build B only", usage.Errors, StringComparison.Ordinal);
+        Assert.Contains("PATCH_B: a patch (git apply) for build B only", usage.Errors, StringComparison.Ordinal);
         Assert.Contains("# Needs: wrk and hey", usage.Errors, StringComparison.Ordinal);
 
         var wrongMode = await RunProcessAsync("bash", Path.Combine("benchmarks", "compare.sh"), "HEAD", ".", "1", "fastest");
         Assert.Equal(2, wrongMode.ExitCode);
         Assert.Contains("mode is saturation, site, bursts or together", wrongMode.Errors, StringComparison.Ordinal);
+    }
+
+    /// <summary>The experiments (benchmarks/experiments, each a part of the service taken out, for compare.sh's
+    /// <c>PATCH_B</c>) must still apply to the code as it is: a patch that no longer applies would stop the comparison,
+    /// and one edited by hand to apply somewhere else would measure something else. Each says what it takes out and that
+    /// it is never a build to deploy. compare.sh refuses a patch it cannot use before it builds anything.</summary>
+    [Fact]
+    public async Task TheExperimentPatchesApplyToThisTreeAndCompareRefusesOneItCannotUse()
+    {
+        if (!Directory.Exists(Path.Combine(Repository.Root, ".git")) && !File.Exists(Path.Combine(Repository.Root, ".git")))
+        {
+            Assert.Skip("Not a git checkout: the experiment patches are checked with git apply --check in a clone.");
+        }
+
+        var patches = Directory.GetFiles(Path.Combine(Repository.Root, "benchmarks", "experiments"), "*.patch");
+        Assert.NotEmpty(patches);
+        foreach (var patch in patches)
+        {
+            var text = await File.ReadAllTextAsync(patch, TestContext.Current.CancellationToken);
+            Assert.StartsWith("What ", text, StringComparison.Ordinal);
+            Assert.Contains("never a build to deploy", text[..text.IndexOf("diff --git", StringComparison.Ordinal)], StringComparison.Ordinal);
+            var (exitCode, output, errors) = await RunProcessAsync("git", "apply", "--check", patch);
+            Assert.True(exitCode == 0, $"{Path.GetFileName(patch)} no longer applies: {output}{errors}");
+        }
+
+        var compare = Path.Combine("benchmarks", "compare.sh");
+        var missing = await RunProcessAsync("bash", "-c", $"PATCH_B=benchmarks/experiments/none.patch bash {compare} HEAD HEAD 1");
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("PATCH_B: no such file", missing.Errors, StringComparison.Ordinal);
+        var workingTree = await RunProcessAsync("bash", "-c", $"PATCH_B={Path.GetRelativePath(Repository.Root, patches[0])} bash {compare} HEAD . 1");
+        Assert.Equal(2, workingTree.ExitCode);
+        Assert.Contains("PATCH_B needs REV_B to be a revision", workingTree.Errors, StringComparison.Ordinal);
     }
 
     [Fact]
