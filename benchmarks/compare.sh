@@ -12,29 +12,29 @@
 #     swap from pair to pair
 #   ENV_B: settings for build B only ("NAME=value NAME=value"), to measure a runtime or service setting against the
 #     same build without it, e.g. ENV_B="DOTNET_GCgen0size=0x40000000" benchmarks/compare.sh HEAD HEAD 4 together;
-#     with ENV_B unset, the same revision twice is the mode's control
+#     with ENV_B and PATCH_B unset, the same revision twice is the mode's control
 #   PATCH_B: a patch (git apply) for build B only, to measure what a part of the service costs a call against the same
 #     revision without it, e.g. PATCH_B=benchmarks/experiments/no-request-log.patch benchmarks/compare.sh HEAD HEAD 4;
-#     REV_B must then be a revision, not "." (the patch goes on a worktree of it, never on the working tree)
+#     REV_B must then be a revision, not "." (the patch goes on a worktree of it, never on the working tree); a relative
+#     path is from the directory compare.sh is started in
 # Each run prints the service's CPU per call in µs (/proc/PID/stat around the measurement) and the requests/s, or for
 # bursts each run's p99. Both builds are on the shared framework (dotnet publish -c Release).
 # Needs: wrk and hey (apt-get install wrk hey), curl, python3.
 set -euo pipefail
+patch_b=${PATCH_B:+$(realpath -m -- "$PATCH_B")} # before the cd below: a relative path is from the caller's directory
 cd "$(dirname "$0")/.."
 . benchmarks/common.sh
 [ $# -ge 2 ] || { sed -n '2,/^# Needs/p' "$0" >&2; exit 2; }
 rev_a=$1 rev_b=$2 pairs=${3:-5} mode=${4:-saturation}
+if [ -n "$patch_b" ]; then
+  [ -f "$patch_b" ] || { echo "PATCH_B: no such file: $PATCH_B" >&2; exit 2; }
+  [ "$rev_b" != . ] || { echo "PATCH_B needs REV_B to be a revision, not \".\": it is applied to a worktree of it" >&2; exit 2; }
+fi
 case $mode in saturation | site | bursts | together) ;; *) echo "mode is saturation, site, bursts or together" >&2; exit 2 ;; esac
 read -ra settings_b <<< "${ENV_B:-}"
 for setting in ${settings_b[@]+"${settings_b[@]}"}; do
   [[ $setting == *=* ]] || { echo "ENV_B takes NAME=value settings, not \"$setting\"" >&2; exit 2; }
 done
-patch_b=
-if [ -n "${PATCH_B:-}" ]; then
-  [ -f "$PATCH_B" ] || { echo "PATCH_B: no such file: $PATCH_B" >&2; exit 2; }
-  [ "$rev_b" != . ] || { echo "PATCH_B needs REV_B to be a revision, not \".\": it is applied to a worktree of it" >&2; exit 2; }
-  patch_b=$(realpath "$PATCH_B")
-fi
 # Both builds write Development's human-readable log line, whatever the caller exported: load.sh asks for the JSON
 # lines a site writes with an empty template, which a build before the eighteenth round takes as a template and writes
 # nothing.
@@ -45,21 +45,25 @@ url=http://127.0.0.1:5098/cds-services/medication-safety-order-sign
 service= other=
 trap 'kill $service $other 2>/dev/null || true; for w in "$work"/tree-*; do [ -d "$w" ] && git worktree remove --force "$w"; done; rm -rf "$work"' EXIT
 
-# Publishes revision $1 into $work/$2.
-publish() {
-  local source=.
-  if [ "$1" != . ]; then
-    source="$work/tree-$2"
-    git worktree add --detach "$source" "$1" >/dev/null 2>&1
-    if [ "$2" = b ] && [ -n "$patch_b" ]; then
-      git -C "$source" apply "$patch_b" || { echo "PATCH_B does not apply to $1" >&2; exit 1; }
-    fi
+# The source of build $2 ("a" or "b"): the working tree for ".", else a worktree of revision $1, with PATCH_B applied to
+# build b's.
+source_of() { if [ "$1" = . ]; then echo .; else echo "$work/tree-$2"; fi; }
+# Both sources first, so that a patch that does not apply stops the script before anything is built.
+for build in a b; do
+  rev=$rev_a
+  if [ $build = b ]; then rev=$rev_b; fi
+  [ "$rev" = . ] && continue
+  git worktree add --detach "$(source_of "$rev" $build)" "$rev" >/dev/null 2>&1
+  if [ $build = b ] && [ -n "$patch_b" ]; then
+    git -C "$(source_of "$rev" $build)" apply "$patch_b" || { echo "PATCH_B does not apply to $rev" >&2; exit 1; }
   fi
-  echo "building $1 (Release)..."
-  dotnet publish "$source/src/CdsHooks.Api" -c Release -o "$work/$2" >/dev/null
-}
-publish "$rev_a" a
-publish "$rev_b" b
+done
+for build in a b; do
+  rev=$rev_a
+  if [ $build = b ]; then rev=$rev_b; fi
+  echo "building $rev (Release)..."
+  dotnet publish "$(source_of "$rev" $build)/src/CdsHooks.Api" -c Release -o "$work/$build" >/dev/null
+done
 dotnet build benchmarks/CdsHooks.Benchmarks -c Release >/dev/null
 dotnet benchmarks/CdsHooks.Benchmarks/bin/Release/net10.0/CdsHooks.Benchmarks.dll --write-requests "$work" http://127.0.0.1:5095/fhir
 write_lua "$work"

@@ -79,9 +79,10 @@ public sealed class BenchmarkSmokeTests
     }
 
     /// <summary>The experiments (benchmarks/experiments, each a part of the service taken out, for compare.sh's
-    /// <c>PATCH_B</c>) must still apply to the code as it is: a patch that no longer applies would stop the comparison,
-    /// and one edited by hand to apply somewhere else would measure something else. Each says what it takes out and that
-    /// it is never a build to deploy. compare.sh refuses a patch it cannot use before it builds anything.</summary>
+    /// <c>PATCH_B</c>) must still apply to the code as committed (the index): a patch that no longer applies would stop
+    /// the comparison. Each says what it takes out and that it is never a build to deploy. compare.sh refuses a patch it
+    /// cannot use before it builds anything; the refusals are asked with a mode it does not know as well, so that a
+    /// script that stopped refusing fails here on its message instead of starting a comparison.</summary>
     [Fact]
     public async Task TheExperimentPatchesApplyToThisTreeAndCompareRefusesOneItCannotUse()
     {
@@ -96,16 +97,18 @@ public sealed class BenchmarkSmokeTests
         {
             var text = await File.ReadAllTextAsync(patch, TestContext.Current.CancellationToken);
             Assert.StartsWith("What ", text, StringComparison.Ordinal);
-            Assert.Contains("never a build to deploy", text[..text.IndexOf("diff --git", StringComparison.Ordinal)], StringComparison.Ordinal);
-            var (exitCode, output, errors) = await RunProcessAsync("git", "apply", "--check", patch);
+            var diff = text.IndexOf("diff --git", StringComparison.Ordinal);
+            Assert.True(diff > 0, $"{Path.GetFileName(patch)}: no explanation before its diff");
+            Assert.Contains("never a build to deploy", text[..diff], StringComparison.Ordinal);
+            var (exitCode, output, errors) = await RunProcessAsync("git", "apply", "--check", "--cached", patch);
             Assert.True(exitCode == 0, $"{Path.GetFileName(patch)} no longer applies: {output}{errors}");
         }
 
         var compare = Path.Combine("benchmarks", "compare.sh");
-        var missing = await RunProcessAsync("bash", "-c", $"PATCH_B=benchmarks/experiments/none.patch bash {compare} HEAD HEAD 1");
+        var missing = await RunProcessAsync("bash", "-c", $"PATCH_B=benchmarks/experiments/none.patch bash {compare} HEAD HEAD 1 unknown-mode");
         Assert.Equal(2, missing.ExitCode);
         Assert.Contains("PATCH_B: no such file", missing.Errors, StringComparison.Ordinal);
-        var workingTree = await RunProcessAsync("bash", "-c", $"PATCH_B={Path.GetRelativePath(Repository.Root, patches[0])} bash {compare} HEAD . 1");
+        var workingTree = await RunProcessAsync("bash", "-c", $"PATCH_B={Path.GetRelativePath(Repository.Root, patches[0])} bash {compare} HEAD . 1 unknown-mode");
         Assert.Equal(2, workingTree.ExitCode);
         Assert.Contains("PATCH_B needs REV_B to be a revision", workingTree.Errors, StringComparison.Ordinal);
     }
