@@ -45,24 +45,21 @@ url=http://127.0.0.1:5098/cds-services/medication-safety-order-sign
 service= other=
 trap 'kill $service $other 2>/dev/null || true; for w in "$work"/tree-*; do [ -d "$w" ] && git worktree remove --force "$w"; done; rm -rf "$work"' EXIT
 
-# The source of build $2 ("a" or "b"): the working tree for ".", else a worktree of revision $1, with PATCH_B applied to
-# build b's.
-source_of() { if [ "$1" = . ]; then echo .; else echo "$work/tree-$2"; fi; }
-# Both sources first, so that a patch that does not apply stops the script before anything is built.
+# Each build's revision, and its source: the working tree for ".", else a worktree of the revision, with PATCH_B
+# applied to build b's. Both sources first, so that a patch that does not apply stops the script before anything is built.
+declare -A rev_of=([a]=$rev_a [b]=$rev_b) source_of=()
 for build in a b; do
-  rev=$rev_a
-  if [ $build = b ]; then rev=$rev_b; fi
-  [ "$rev" = . ] && continue
-  git worktree add --detach "$(source_of "$rev" $build)" "$rev" >/dev/null 2>&1
+  source_of[$build]=.
+  [ "${rev_of[$build]}" = . ] && continue
+  source_of[$build]=$work/tree-$build
+  git worktree add --detach "${source_of[$build]}" "${rev_of[$build]}" >/dev/null 2>&1
   if [ $build = b ] && [ -n "$patch_b" ]; then
-    git -C "$(source_of "$rev" $build)" apply "$patch_b" || { echo "PATCH_B does not apply to $rev" >&2; exit 1; }
+    git -C "${source_of[b]}" apply "$patch_b" || { echo "PATCH_B does not apply to $rev_b" >&2; exit 1; }
   fi
 done
 for build in a b; do
-  rev=$rev_a
-  if [ $build = b ]; then rev=$rev_b; fi
-  echo "building $rev (Release)..."
-  dotnet publish "$(source_of "$rev" $build)/src/CdsHooks.Api" -c Release -o "$work/$build" >/dev/null
+  echo "building ${rev_of[$build]} (Release)..."
+  dotnet publish "${source_of[$build]}/src/CdsHooks.Api" -c Release -o "$work/$build" >/dev/null
 done
 dotnet build benchmarks/CdsHooks.Benchmarks -c Release >/dev/null
 dotnet benchmarks/CdsHooks.Benchmarks/bin/Release/net10.0/CdsHooks.Benchmarks.dll --write-requests "$work" http://127.0.0.1:5095/fhir
