@@ -24,7 +24,7 @@ set -euo pipefail
 patch_b=${PATCH_B:+$(realpath -m -- "$PATCH_B")} # before the cd below: a relative path is from the caller's directory
 cd "$(dirname "$0")/.."
 . benchmarks/common.sh
-[ $# -ge 2 ] || { sed -n '2,/^# Needs/p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,/^# Needs/p' benchmarks/compare.sh >&2; exit 2; }
 rev_a=$1 rev_b=$2 pairs=${3:-5} mode=${4:-saturation}
 if [ -n "$patch_b" ]; then
   [ -f "$patch_b" ] || { echo "PATCH_B: no such file: $PATCH_B" >&2; exit 2; }
